@@ -1,0 +1,3 @@
+"""A headless Customer Data Platform API."""
+
+__version__ = "0.1.0"

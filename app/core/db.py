@@ -1,0 +1,131 @@
+"""The database: engine, sessions and the unit of work that owns each transaction."""
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import MetaData, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+from app.core.constraints import domain_error_for_constraint
+from app.settings import Settings
+
+# Constraint names are part of the contract: errors are translated by name (core/constraints.py).
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+_ACCEPTED_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
+
+
+def async_database_url(raw: str) -> URL:
+    """The URL users write (postgresql://...), as SQLAlchemy's asyncpg driver reads it."""
+    url = make_url(raw)
+    if url.drivername not in _ACCEPTED_SCHEMES:
+        raise ValueError(f"CDP_DATABASE_URL must be a postgresql:// URL, not {url.drivername}://")
+    query = dict(url.query)
+    # libpq spells it sslmode; asyncpg's connect() takes the same values as `ssl`.
+    if "sslmode" in query:
+        query["ssl"] = query.pop("sslmode")
+    return url.set(drivername="postgresql+asyncpg", query=query)
+
+
+def plain_database_url(url: URL) -> str:
+    """The asyncpg-native DSN (no SQLAlchemy driver suffix), for raw connections."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@dataclass
+class Database:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def create_database(url: URL, settings: Settings) -> Database:
+    engine = create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_pre_ping=False,
+        connect_args={
+            "server_settings": {
+                "application_name": "cdp",
+                "statement_timeout": str(settings.db_statement_timeout_ms),
+            }
+        },
+    )
+    return Database(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))
+
+
+class UnitOfWork:
+    """One use case, one transaction: committed when the block completes, rolled back otherwise.
+
+    Usage in a service: `async with uow: ...`. Repositories may flush, never commit.
+    A unique or foreign-key violation leaving the block becomes the domain error its
+    constraint name maps to.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("UnitOfWork.session used outside `async with uow:`")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        if self._session is not None:
+            raise RuntimeError("UnitOfWork is not re-entrant")
+        self._session = self._sessions()
+        await self._session.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        session = self.session
+        self._session = None
+        try:
+            if exc is None:
+                await session.commit()
+            else:
+                await session.rollback()
+        except IntegrityError as commit_error:
+            await session.rollback()
+            raise _translated(commit_error) from commit_error
+        finally:
+            await session.close()
+        if isinstance(exc, IntegrityError):
+            raise _translated(exc) from exc
+
+
+def _translated(error: IntegrityError) -> Exception:
+    constraint = getattr(error.orig, "constraint_name", None)
+    domain_error = domain_error_for_constraint(constraint)
+    return domain_error if domain_error is not None else error

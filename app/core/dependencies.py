@@ -1,0 +1,34 @@
+"""FastAPI dependencies shared by every domain router: settings, database, unit of work."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.core.db import Database, UnitOfWork
+from app.core.rate_limit import RateLimiter
+from app.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+def get_unit_of_work(database: Annotated[Database, Depends(get_database)]) -> UnitOfWork:
+    return UnitOfWork(database.sessions)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]
+RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]

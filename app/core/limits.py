@@ -1,0 +1,72 @@
+"""Request guards that run before routing: body size and content type."""
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import DomainError, PayloadTooLarge, UnsupportedMediaType
+from app.core.middleware import header_value
+from app.core.problems import domain_error_response
+
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# JSON everywhere; multipart only where an endpoint takes an upload (it validates the parts).
+_ACCEPTED_MEDIA_TYPES = ("application/json", "multipart/form-data")
+
+
+def _is_accepted_media_type(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type in _ACCEPTED_MEDIA_TYPES:
+        return True
+    # Structured syntax suffix (RFC 6839), e.g. application/merge-patch+json.
+    return media_type.startswith("application/") and media_type.endswith("+json")
+
+
+class RequestGuardMiddleware:
+    """Refuses oversized bodies (413) and bodies of an unreadable type (415) before any work."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _METHODS_WITH_BODY:
+            await self.app(scope, receive, send)
+            return
+        error = self._check_headers(scope)
+        if error is not None:
+            await domain_error_response(error, scope["path"])(scope, receive, send)
+            return
+        await self.app(scope, self._counting(receive), send)
+
+    def _check_headers(self, scope: Scope) -> DomainError | None:
+        content_length = header_value(scope, b"content-length")
+        if content_length is not None and content_length.isdigit():
+            if int(content_length) > self.max_body_bytes:
+                return self._too_large()
+            has_body = int(content_length) > 0
+        else:
+            has_body = header_value(scope, b"transfer-encoding") is not None
+        content_type = header_value(scope, b"content-type")
+        if has_body and (content_type is None or not _is_accepted_media_type(content_type)):
+            return UnsupportedMediaType(
+                f"Content-Type {content_type or '(none)'} is not accepted; send application/json."
+            )
+        return None
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"The request body exceeds the limit of {self.max_body_bytes} bytes."
+        )
+
+    def _counting(self, receive: Receive) -> Receive:
+        """A chunked body has no Content-Length to check up front, so count as it arrives."""
+        received = 0
+
+        async def receive_counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise self._too_large()
+            return message
+
+        return receive_counted

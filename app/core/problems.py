@@ -1,0 +1,210 @@
+"""RFC 9457 problem+json responses: the single place where errors become HTTP."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.errors import (
+    PROBLEM_TYPE_PREFIX,
+    DomainError,
+    FieldError,
+    InvalidInput,
+    MalformedRequest,
+    MethodNotAllowed,
+    NotFound,
+)
+from app.core.request_context import current_request_id
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemFieldError(BaseModel):
+    """One invalid input value."""
+
+    location: str = Field(description="Where the value was: body, query, path or header.")
+    pointer: str = Field(description="RFC 6901 JSON pointer to the value inside its location.")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail; every error response of the API has this shape."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:cdp:problem:validation-error",
+                    "title": "Invalid input",
+                    "status": 422,
+                    "detail": "1 invalid value in the request",
+                    "instance": "/v1/projects",
+                    "request_id": "0193a6f1c1e27c3c9e1f4b3c2a1d0e9f",
+                    "errors": [
+                        {"location": "body", "pointer": "/name", "message": "Field required"}
+                    ],
+                }
+            ]
+        }
+    )
+
+    type: str = Field(description="A stable URN naming the kind of problem.")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[ProblemFieldError] = Field(default_factory=list)
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def problem_body(
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None,
+    errors: Sequence[dict[str, str]] = (),
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": current_request_id(),
+    }
+    if errors:
+        body["errors"] = list(errors)
+    return body
+
+
+def domain_error_response(error: DomainError, instance: str | None) -> ProblemResponse:
+    errors = [_field_error_dict(e) for e in error.errors]
+    body = problem_body(
+        status=error.status_code,
+        slug=error.slug,
+        title=error.title,
+        detail=error.detail,
+        instance=instance,
+        errors=errors,
+    )
+    return ProblemResponse(body, status_code=error.status_code, headers=error.headers)
+
+
+def _field_error_dict(error: FieldError) -> dict[str, str]:
+    return {"location": error.location, "pointer": error.pointer, "message": error.message}
+
+
+def json_pointer(parts: Sequence[str | int]) -> str:
+    """RFC 6901: `~` and `/` inside a key are escaped."""
+    escaped = (str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return "".join("/" + part for part in escaped)
+
+
+def validation_error_to_domain(exc: RequestValidationError) -> DomainError:
+    """Pydantic's error list, as JSON pointers; a body that is not JSON is a 400."""
+    field_errors: list[FieldError] = []
+    for item in exc.errors():
+        if item.get("type") == "json_invalid":
+            return MalformedRequest("The request body is not valid JSON.")
+        location, *path = item.get("loc", ("body",))
+        field_errors.append(
+            FieldError(
+                location=str(location), pointer=json_pointer(path), message=str(item.get("msg"))
+            )
+        )
+    count = len(field_errors)
+    noun = "value" if count == 1 else "values"
+    return InvalidInput(f"{count} invalid {noun} in the request.", errors=field_errors)
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, DomainError):
+        raise exc
+    return domain_error_response(exc, request.url.path)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, RequestValidationError):
+        raise exc
+    return domain_error_response(validation_error_to_domain(exc), request.url.path)
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> Response:
+    """Errors Starlette raises itself: no route, wrong method."""
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
+    error: DomainError
+    if exc.status_code == 404:
+        error = NotFound(f"No resource at {request.url.path}.")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(
+            f"{request.method} is not allowed on {request.url.path}.",
+            headers=dict(exc.headers or {}),
+        )
+    else:
+        body = problem_body(
+            status=exc.status_code,
+            slug="http-error",
+            title="HTTP error",
+            detail=str(exc.detail),
+            instance=request.url.path,
+        )
+        return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return domain_error_response(error, request.url.path)
+
+
+def internal_error_response(instance: str) -> ProblemResponse:
+    """What an unexpected error shows: no stack trace, the request id to find it in the logs."""
+    body = problem_body(
+        status=500,
+        slug="internal-error",
+        title="Internal server error",
+        detail="The server failed to handle the request; the request id identifies it in logs.",
+        instance=instance,
+    )
+    return ProblemResponse(body, status_code=500)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _on_domain_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    # Unexpected exceptions are answered by RequestContextMiddleware (core/middleware.py),
+    # the outermost layer, so that the 500 still carries the request id.
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the problem statuses an operation can return."""
+    return {
+        status: {
+            "model": Problem,
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+            "description": _DESCRIPTIONS[status],
+        }
+        for status in statuses
+    }
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "Missing, unknown or revoked API key",
+    403: "The API key lacks the required scope",
+    404: "Not found in the caller's project",
+    409: "Conflict with the current state",
+    412: "The `If-Match` version is stale",
+    413: "Request body too large",
+    415: "Unsupported content type",
+    422: "Invalid input; `errors` points at each invalid value",
+    429: "Rate limit exceeded; see `Retry-After`",
+    503: "Database unreachable or not migrated",
+}

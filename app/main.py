@@ -1,0 +1,74 @@
+"""create_app(): routers, middleware, error handlers. Wiring only."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app import __version__
+from app.core.db import async_database_url, create_database
+from app.core.embedded_postgres import start_embedded_postgres
+from app.core.limits import RequestGuardMiddleware
+from app.core.logging import configure_logging
+from app.core.metrics import HttpMetrics, MetricsMiddleware
+from app.core.middleware import RequestContextMiddleware
+from app.core.migrations import head_revision
+from app.core.problems import install_problem_handlers
+from app.core.rate_limit import RateLimiter
+from app.health.router import router as health_router
+from app.projects.router import api_keys_router, projects_router
+from app.settings import Settings
+
+API_DESCRIPTION = """\
+A headless Customer Data Platform: customers, their identifiers, merges and the
+history of every change. Authenticate with `Authorization: Bearer cdp_<prefix>_<secret>`.
+Errors are RFC 9457 `application/problem+json`; lists are cursor-paginated.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    """Operation ids are the endpoint function names (`customers_identify`): stable for clients."""
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    metrics = HttpMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.database_url
+        if url is None:
+            url = await asyncio.to_thread(start_embedded_postgres, settings.data_dir)
+        database = create_database(async_database_url(url), settings)
+        metrics.track_database_pool(database)
+        app.state.database = database
+        app.state.migration_head = head_revision()
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(
+        title="CDP API",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.rate_limiter = RateLimiter(
+        per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+    )
+    install_problem_handlers(app)
+    # Added innermost first: the request context wraps everything, so every response has an id.
+    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestContextMiddleware)
+    for router in (health_router, projects_router, api_keys_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,6 @@
+"""Every domain's tables, imported in one place so Alembic and the tests see the whole schema."""
+
+
+def import_all_models() -> None:
+    # Imported for their side effect of registering tables on Base.metadata.
+    import app.projects.models  # noqa: F401

@@ -1,0 +1,125 @@
+"""Request and response bodies of projects and API keys."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.auth import Scope
+
+ProjectName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="Lower-case letters, digits, `-` and `_`.",
+        examples=["acme-shop"],
+    ),
+]
+PhoneRegion = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166-1 alpha-2 region for phone numbers written without a country code.",
+        examples=["DE"],
+    ),
+]
+KeyName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:-]*$",
+        examples=["checkout-service"],
+    ),
+]
+Touchpoint = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:-]*$",
+        examples=["web-shop"],
+    ),
+]
+
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "acme-shop"}]}
+    )
+
+    name: ProjectName
+    default_phone_region: PhoneRegion | None = None
+
+
+class ProjectUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"default_phone_region": "DE"}]}
+    )
+
+    default_phone_region: PhoneRegion | None = None
+
+
+class ProjectRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    default_phone_region: str | None = Field(
+        description="Null: the service's CDP_DEFAULT_PHONE_REGION applies."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "checkout-service",
+                    "scopes": ["customers:read", "customers:write"],
+                    "touchpoint": "web-shop",
+                }
+            ]
+        },
+    )
+
+    name: KeyName
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
+    touchpoint: Touchpoint | None = Field(
+        default=None, description="Point of contact recorded in changelogs; defaults to the name."
+    )
+    expires_at: datetime | None = Field(
+        default=None, description="After this instant the key is refused (RFC 3339, with offset)."
+    )
+
+
+class ApiKeyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    project_id: uuid.UUID
+    name: str
+    prefix: str = Field(description="The clear part of the key, to tell keys apart.")
+    scopes: list[Scope]
+    touchpoint: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="Updated at most once a minute.")
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(
+        description="The key itself. Shown only in this response; store it now.",
+        examples=["cdp_3f9a1c2b7d4e_6b1f0c..."],
+    )
+
+
+class ProjectCreated(ProjectRead):
+    admin_key: ApiKeyCreated = Field(description="The new project's first key, scope `admin`.")

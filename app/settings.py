@@ -1,0 +1,50 @@
+"""Service configuration, read from `CDP_*` environment variables (or a `.env` file)."""
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("cdp", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment; see the README's table."""
+
+    model_config = SettingsConfigDict(env_prefix="CDP_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/db; unset: start the embedded server.",
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the embedded PostgreSQL keeps its data folder.",
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_statement_timeout_ms: int = Field(
+        default=30_000, ge=0, description="Per-statement limit; 0 disables it."
+    )
+    default_phone_region: str = Field(
+        default="US",
+        min_length=2,
+        max_length=2,
+        description="ISO 3166 region used to read phone numbers written without a country code.",
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
+    rate_limit_per_second: float = Field(
+        default=0.0,
+        ge=0,
+        description="Requests per second allowed per API key in each process; 0 disables.",
+    )
+    rate_limit_burst: int = Field(default=100, ge=1)
+    log_level: LogLevel = "INFO"
+    log_json: bool = Field(default=True, description="One JSON object per log line.")
