@@ -126,6 +126,14 @@ class UnitOfWork:
 
 
 def _translated(error: IntegrityError) -> Exception:
-    constraint = getattr(error.orig, "constraint_name", None)
-    domain_error = domain_error_for_constraint(constraint)
+    domain_error = domain_error_for_constraint(constraint_name(error))
     return domain_error if domain_error is not None else error
+
+
+def constraint_name(error: IntegrityError) -> str | None:
+    """The violated constraint: SQLAlchemy wraps asyncpg's error, which carries the name."""
+    for candidate in (error.orig, getattr(error.orig, "__cause__", None)):
+        name = getattr(candidate, "constraint_name", None)
+        if name:
+            return str(name)
+    return None

@@ -144,7 +144,10 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, StarletteHTTPException):
         raise exc
     error: DomainError
-    if exc.status_code == 404:
+    if isinstance(exc.__cause__, DomainError):
+        # FastAPI wraps errors raised while reading the body (our 413 while streaming).
+        error = exc.__cause__
+    elif exc.status_code == 404:
         error = NotFound(f"No resource at {request.url.path}.")
     elif exc.status_code == 405:
         error = MethodNotAllowed(

@@ -1,0 +1,100 @@
+"""Test harness: one real PostgreSQL database per run, migrated once, emptied after each test.
+
+CDP_TEST_DATABASE_URL names the database to use (it is wiped); without it the embedded
+server is started in the user's cache folder, as `cdp serve` would with no configuration.
+"""
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import platformdirs
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import make_url
+
+from app.core import migrations
+from app.core.db import UnitOfWork
+from app.core.embedded_postgres import start_embedded_postgres
+from tests.factories import ProjectWithKey, make_project
+from tests.helpers import app_running, run_sync
+
+EMBEDDED_TEST_DATABASE = "cdp_test"
+
+
+def _test_database_url() -> str:
+    configured = os.environ.get("CDP_TEST_DATABASE_URL")
+    if configured:
+        return configured
+    data_dir = Path(platformdirs.user_cache_dir("cdp", appauthor=False)) / "test-postgres"
+    return start_embedded_postgres(data_dir, database=EMBEDDED_TEST_DATABASE)
+
+
+async def _reset_schema(url: str) -> None:
+    connection = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await connection.close()
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = _test_database_url()
+    run_sync(_reset_schema(url))
+    migrations.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def app(database_url: str) -> AsyncIterator[FastAPI]:
+    async with app_running(database_url) as running:
+        yield running
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def uow(app: FastAPI) -> UnitOfWork:
+    return UnitOfWork(app.state.database.sessions)
+
+
+@pytest.fixture(autouse=True)
+async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every test starts from empty tables (the schema stays: migrated once per run)."""
+    yield
+    if "database_url" not in request.fixturenames:
+        return
+    url = request.getfixturevalue("database_url")
+    connection = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        tables = await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'"
+        )
+        if tables:
+            names = ", ".join(f'"{row["tablename"]}"' for row in tables)
+            await connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def project(uow: UnitOfWork) -> ProjectWithKey:
+    return await make_project(uow, name="acme")
+
+
+@pytest.fixture
+async def other_project(uow: UnitOfWork) -> ProjectWithKey:
+    return await make_project(uow, name="globex")

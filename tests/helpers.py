@@ -1,0 +1,45 @@
+"""Small test utilities: running an app with its lifespan, running a coroutine from sync code."""
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from fastapi import FastAPI
+
+from app.main import create_app
+from app.settings import Settings
+
+ResultT = TypeVar("ResultT")
+
+
+def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
+    return Settings(database_url=database_url, log_level="WARNING", **overrides)
+
+
+@asynccontextmanager
+async def app_running(database_url: str, **overrides: Any) -> AsyncIterator[FastAPI]:
+    """An app with its lifespan entered, as a server would run it."""
+    app = create_app(settings_for_tests(database_url, **overrides))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def run_sync(coroutine: Coroutine[Any, Any, ResultT]) -> ResultT:
+    """Run a coroutine to completion from sync code, even while an event loop is running."""
+    result: list[ResultT] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coroutine))
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
