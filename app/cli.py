@@ -3,10 +3,12 @@
 import asyncio
 import json
 import os
+import signal
 import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -91,6 +93,9 @@ def serve(
             _announce_bootstrap_key(issued)
     if workers > 1:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="cdp-metrics-"))
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the previous handler.
+    # The default handler would kill the process before atexit stops the embedded server.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -102,6 +107,10 @@ def serve(
         access_log=False,
         server_header=False,
     )
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _announce_bootstrap_key(issued: IssuedKey) -> None:

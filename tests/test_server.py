@@ -1,0 +1,104 @@
+"""`cdp serve` as a real process: uvicorn on a free port, with and without the embedded database."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+STARTUP_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(env_overrides: dict[str, str | None]) -> Iterator[tuple[str, list[str]]]:
+    """Run `python -m app serve`, wait for /readyz, yield (base URL, output lines so far)."""
+    port = _free_port()
+    env = {**os.environ, "CDP_LOG_LEVEL": "WARNING"}
+    for name, value in env_overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base_url, process)
+        yield base_url, []
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+            pytest.fail(f"server did not stop on SIGTERM:\n{output}")
+    assert process.returncode == 0, output
+    serving.last_output = output  # type: ignore[attr-defined]
+
+
+def _wait_ready(base_url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            pytest.fail(f"server exited early:\n{output}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("server did not become ready")
+
+
+def test_serve_on_a_configured_database(database_url: str) -> None:
+    with serving({"CDP_DATABASE_URL": database_url}) as (base_url, _):
+        docs = httpx.get(f"{base_url}/docs")
+        assert docs.status_code == 200
+        assert "swagger" in docs.text.lower()
+        spec = httpx.get(f"{base_url}/openapi.json").json()
+        assert "/v1/api-keys" in spec["paths"]
+        denied = httpx.get(f"{base_url}/v1/api-keys")
+        assert denied.status_code == 401
+        assert denied.headers["content-type"] == "application/problem+json"
+        assert denied.headers["x-request-id"]
+
+
+def test_serve_on_the_embedded_database_bootstraps_once_and_stops_it(tmp_path: Path) -> None:
+    data_dir = tmp_path / "cdp-data"
+    embedded = {"CDP_DATABASE_URL": None, "CDP_DATA_DIR": str(data_dir)}
+    with serving(embedded) as (base_url, _):
+        ready = httpx.get(f"{base_url}/readyz")
+        assert ready.json()["status"] == "ready"
+    first_output: str = serving.last_output  # type: ignore[attr-defined]
+    key = next(word for word in first_output.split() if word.startswith("cdp_"))
+    # The server was stopped with the service: no postmaster left behind.
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists()
+
+    with serving(embedded) as (base_url, _):
+        current = httpx.get(
+            f"{base_url}/v1/projects/current", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert current.status_code == 200
+        assert current.json()["name"] == "default"
+    assert "cdp_" not in serving.last_output  # type: ignore[attr-defined]
