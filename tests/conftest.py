@@ -19,7 +19,7 @@ from app.core import migrations
 from app.core.db import UnitOfWork
 from app.core.embedded_postgres import start_embedded_postgres
 from tests.factories import ProjectWithKey, make_project
-from tests.helpers import app_running, run_sync
+from tests.helpers import app_running, asgi_client, run_sync
 
 EMBEDDED_TEST_DATABASE = "cdp_test"
 
@@ -60,8 +60,7 @@ async def app(database_url: str) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with asgi_client(app) as http:
         yield http
 
 

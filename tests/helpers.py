@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import httpx
 from fastapi import FastAPI
 
 from app.main import create_app
@@ -24,6 +25,14 @@ async def app_running(database_url: str, **overrides: Any) -> AsyncIterator[Fast
     app = create_app(settings_for_tests(database_url, **overrides))
     async with app.router.lifespan_context(app):
         yield app
+
+
+@asynccontextmanager
+async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client calling the app in-process; app errors come back as 500s, as from a server."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
 
 
 def run_sync(coroutine: Coroutine[Any, Any, ResultT]) -> ResultT:

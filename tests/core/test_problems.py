@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from app.core import errors
 from app.core.errors import DomainError, FieldError
 from tests.factories import ProjectWithKey
-from tests.helpers import app_running
+from tests.helpers import app_running, asgi_client
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 
@@ -58,8 +58,7 @@ async def raising_app(database_url: str) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def raising_client(raising_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=raising_app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+    async with asgi_client(raising_app) as http:
         yield http
 
 
@@ -156,8 +155,7 @@ class TestBodyLimit:
         self, database_url: str, project: ProjectWithKey
     ) -> None:
         async with app_running(database_url, max_body_bytes=2048) as small:
-            transport = httpx.ASGITransport(app=small)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            async with asgi_client(small) as http:
                 response = await http.post(
                     "/v1/api-keys",
                     headers={"Content-Type": "application/json"},
@@ -175,8 +173,7 @@ class TestBodyLimit:
             yield b'"}'
 
         async with app_running(database_url, max_body_bytes=2048) as small:
-            transport = httpx.ASGITransport(app=small)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            async with asgi_client(small) as http:
                 response = await http.post(
                     "/v1/api-keys",
                     headers=project.admin_headers | {"Content-Type": "application/json"},

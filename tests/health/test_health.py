@@ -3,7 +3,7 @@
 import httpx
 
 from tests.core.test_problems import assert_problem
-from tests.helpers import app_running
+from tests.helpers import app_running, asgi_client
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
@@ -23,8 +23,7 @@ async def test_readyz_reports_the_migration_head(client: httpx.AsyncClient) -> N
 async def test_readyz_is_503_when_the_database_is_unreachable(database_url: str) -> None:
     unreachable = "postgresql://nobody@127.0.0.1:1/none"
     async with app_running(unreachable, db_pool_timeout_seconds=2) as app:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        async with asgi_client(app) as http:
             response = await http.get("/readyz")
             liveness = await http.get("/healthz")
     body = assert_problem(response, 503)

@@ -5,7 +5,8 @@ import pytest
 
 from app.core.auth import Scope
 from app.core.db import UnitOfWork
-from tests.factories import ProjectWithKey, bearer, make_key
+from tests.factories import ProjectWithKey, bearer, make_key, make_project
+from tests.helpers import app_running, asgi_client
 
 PROBLEM = "application/problem+json"
 
@@ -117,15 +118,12 @@ class TestScopes:
 
 class TestRateLimit:
     async def test_over_the_rate_is_429_with_retry_after(self, database_url: str) -> None:
-        from tests.factories import make_project
-        from tests.helpers import app_running
 
         async with app_running(
             database_url, rate_limit_per_second=0.01, rate_limit_burst=2
         ) as limited:
             created = await make_project(UnitOfWork(limited.state.database.sessions), name="rl")
-            transport = httpx.ASGITransport(app=limited)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            async with asgi_client(limited) as http:
                 statuses = [
                     (await http.get("/v1/projects/current", headers=created.admin_headers))
                     for _ in range(3)
