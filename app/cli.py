@@ -207,6 +207,10 @@ def keys_create(
     touchpoint: Annotated[
         str | None, typer.Option(help="Touchpoint recorded in changelogs (default: name).")
     ] = None,
+    allowed_touchpoint: Annotated[
+        list[str] | None,
+        typer.Option(help="Another touchpoint the key may name in X-Touchpoint; repeatable."),
+    ] = None,
     expires_at: Annotated[
         datetime | None, typer.Option(help="Refuse the key after this instant.")
     ] = None,
@@ -223,6 +227,7 @@ def keys_create(
             name=key_name,
             scopes=scope,
             touchpoint=touchpoint,
+            allowed_touchpoints=allowed_touchpoint,
             expires_at=expires_at,
         )
 

@@ -17,7 +17,10 @@ from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import head_revision
 from app.core.problems import install_problem_handlers
 from app.core.rate_limit import RateLimiter
+from app.customers.router import router as customers_router
+from app.fields.router import router as fields_router
 from app.health.router import router as health_router
+from app.identity.router import router as identity_router
 from app.projects.router import api_keys_router, projects_router
 from app.settings import Settings
 
@@ -69,6 +72,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestContextMiddleware)
-    for router in (health_router, projects_router, api_keys_router):
+    for router in (
+        health_router,
+        projects_router,
+        api_keys_router,
+        customers_router,
+        fields_router,
+        identity_router,
+    ):
         app.include_router(router)
     return app

@@ -3,4 +3,8 @@
 
 def import_all_models() -> None:
     # Imported for their side effect of registering tables on Base.metadata.
+    import app.changelog.models
+    import app.customers.models
+    import app.fields.models
+    import app.identity.models
     import app.projects.models  # noqa: F401

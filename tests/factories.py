@@ -1,6 +1,9 @@
 """Plain async factories: `await make_project(uow, name=...)`."""
 
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from app.core.auth import Scope
 from app.core.db import UnitOfWork
@@ -32,3 +35,16 @@ async def make_key(
 ) -> str:
     issued = await service.create_api_key(uow, project.id, name=name, scopes=scopes)
     return issued.token
+
+
+async def make_unique_id_field(client: httpx.AsyncClient, owner: ProjectWithKey, key: str) -> None:
+    response = await client.post(
+        "/v1/fields", headers=owner.admin_headers, json={"key": key, "type": "unique_id"}
+    )
+    assert response.status_code == 201, response.text
+
+
+async def identify(
+    client: httpx.AsyncClient, owner: ProjectWithKey, body: dict[str, Any]
+) -> httpx.Response:
+    return await client.post("/v1/customers/identify", headers=owner.admin_headers, json=body)

@@ -38,9 +38,24 @@ class Principal:
     key_name: str
     scopes: frozenset[Scope]
     touchpoint: str
+    allowed_touchpoints: frozenset[str] = frozenset()
 
     def has_scope(self, scope: Scope) -> bool:
         return Scope.ADMIN in self.scopes or scope in self.scopes
+
+    def may_act_as(self, touchpoint: str) -> bool:
+        return touchpoint == self.touchpoint or touchpoint in self.allowed_touchpoints
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change and through which point of contact: what changelogs record."""
+
+    project_id: uuid.UUID
+    touchpoint: str
+    initiator: str
+    key_id: uuid.UUID | None
+    request_id: str | None
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,13 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class IdentifierTaken(Conflict):
+    """Raised when an identifier value already belongs to another customer of the project."""
+
+    slug = "identifier-taken"
+    title = "Identifier taken"
+
+
 class PreconditionFailed(DomainError):
     """Raised when `If-Match` names a version that is no longer current."""
 

@@ -3,12 +3,13 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Header
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.core.auth import Principal, Scope
+from app.core.auth import Actor, Principal, Scope
 from app.core.dependencies import RateLimiterDep, UnitOfWorkDep
 from app.core.errors import Forbidden, RateLimited, Unauthenticated
+from app.core.request_context import current_request_id
 from app.projects import service
 
 # auto_error=False: a missing header must become our 401 problem, not FastAPI's 403.
@@ -48,6 +49,34 @@ def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     return principal_with_scope
+
+
+def require_actor(scope: Scope) -> Callable[..., Awaitable[Actor]]:
+    """Like require_scope, for writes: yields the Actor that changelogs record."""
+
+    async def actor_with_scope(
+        principal: Annotated[Principal, Depends(require_scope(scope))],
+        x_touchpoint: Annotated[
+            str | None,
+            Header(
+                max_length=100,
+                description="Record this touchpoint instead of the key's own; it must be one "
+                "of the key's `allowed_touchpoints`.",
+            ),
+        ] = None,
+    ) -> Actor:
+        touchpoint = x_touchpoint or principal.touchpoint
+        if not principal.may_act_as(touchpoint):
+            raise Forbidden(f"This API key may not act as touchpoint {touchpoint!r}.")
+        return Actor(
+            project_id=principal.project_id,
+            touchpoint=touchpoint,
+            initiator=principal.key_name,
+            key_id=principal.key_id,
+            request_id=current_request_id(),
+        )
+
+    return actor_with_scope
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticated_principal)]

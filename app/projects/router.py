@@ -114,6 +114,7 @@ async def api_keys_create(body: ApiKeyCreate, uow: UnitOfWorkDep, admin: AdminDe
         name=body.name,
         scopes=body.scopes,
         touchpoint=body.touchpoint,
+        allowed_touchpoints=body.allowed_touchpoints,
         expires_at=body.expires_at,
     )
     return _key_created(issued)

@@ -94,6 +94,11 @@ class ApiKeyCreate(BaseModel):
     touchpoint: Touchpoint | None = Field(
         default=None, description="Point of contact recorded in changelogs; defaults to the name."
     )
+    allowed_touchpoints: list[Touchpoint] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Other touchpoints this key may name in the `X-Touchpoint` header.",
+    )
     expires_at: datetime | None = Field(
         default=None, description="After this instant the key is refused (RFC 3339, with offset)."
     )
@@ -108,6 +113,7 @@ class ApiKeyRead(BaseModel):
     prefix: str = Field(description="The clear part of the key, to tell keys apart.")
     scopes: list[Scope]
     touchpoint: str
+    allowed_touchpoints: list[str]
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None = Field(description="Updated at most once a minute.")

@@ -38,6 +38,7 @@ async def create_project(
             name="admin",
             scopes=[Scope.ADMIN],
             touchpoint="admin",
+            allowed_touchpoints=[],
             expires_at=None,
         )
         return project, issued
@@ -69,6 +70,12 @@ async def _existing_project(session: AsyncSession, project_id: uuid.UUID) -> Pro
     return project
 
 
+async def phone_region_of(session: AsyncSession, project_id: uuid.UUID) -> str | None:
+    """The project's default phone region, read inside the caller's transaction."""
+    project = await repository.get_project(session, project_id)
+    return project.default_phone_region if project is not None else None
+
+
 async def list_projects(
     uow: UnitOfWork, *, after_id: uuid.UUID | None, limit: int, visible_to: Principal | None
 ) -> list[Project]:
@@ -98,6 +105,7 @@ async def create_api_key(
     name: str,
     scopes: list[Scope],
     touchpoint: str | None = None,
+    allowed_touchpoints: list[str] | None = None,
     expires_at: datetime | None = None,
 ) -> IssuedKey:
     async with uow:
@@ -108,6 +116,7 @@ async def create_api_key(
             name=name,
             scopes=scopes,
             touchpoint=touchpoint or name,
+            allowed_touchpoints=allowed_touchpoints or [],
             expires_at=expires_at,
         )
 
@@ -119,6 +128,7 @@ async def _issue_key(
     name: str,
     scopes: list[Scope],
     touchpoint: str,
+    allowed_touchpoints: list[str],
     expires_at: datetime | None,
 ) -> IssuedKey:
     generated = auth.generate_key()
@@ -129,6 +139,7 @@ async def _issue_key(
         secret_hash=generated.secret_hash,
         scopes=sorted(set(scopes)),
         touchpoint=touchpoint,
+        allowed_touchpoints=sorted(set(allowed_touchpoints)),
         expires_at=expires_at,
     )
     return IssuedKey(api_key=await repository.add_api_key(session, key), token=generated.token)
@@ -197,6 +208,7 @@ async def authenticate(uow: UnitOfWork, token: str) -> Principal:
             key_name=key.name,
             scopes=frozenset(Scope(s) for s in key.scopes),
             touchpoint=key.touchpoint,
+            allowed_touchpoints=frozenset(key.allowed_touchpoints),
         )
 
 

@@ -20,6 +20,7 @@ ALL_DOMAIN_ERRORS = [
     errors.NotFound,
     errors.MethodNotAllowed,
     errors.Conflict,
+    errors.IdentifierTaken,
     errors.PreconditionFailed,
     errors.PayloadTooLarge,
     errors.UnsupportedMediaType,

@@ -1,0 +1,37 @@
+"""SQL of the profile changelog: insert many, read a customer's page newest first."""
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.changelog.models import ProfileChange
+
+
+async def insert_changes(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(ProfileChange), list(rows))
+
+
+async def list_changes(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    customer_ids: Sequence[uuid.UUID],
+    before_id: uuid.UUID | None,
+    limit: int,
+) -> list[ProfileChange]:
+    query = (
+        select(ProfileChange)
+        .where(
+            ProfileChange.project_id == project_id,
+            ProfileChange.customer_id.in_(customer_ids),
+        )
+        .order_by(ProfileChange.id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(ProfileChange.id < before_id)
+    return list(await session.scalars(query))

@@ -1,0 +1,382 @@
+"""Create and identify: find the customers owning any given identifier, then create,
+update or resolve the conflict, in one transaction.
+
+Concurrency: advisory locks on every requested identifier (sorted) serialise requests
+that share one, so no two can both see "nobody owns this" and create duplicates. Then
+the matched customers' rows are locked in id order, and ownership is read again: if a
+merge or move slipped in between, the whole use case starts over.
+"""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.changelog.service import Change, append_changes
+from app.core.auth import Actor
+from app.core.db import UnitOfWork
+from app.core.errors import Conflict, FieldError, IdentifierTaken, InvalidInput
+from app.core.ids import new_id
+from app.customers import repository
+from app.customers.inputs import (
+    FieldChange,
+    IdentifierReader,
+    ProfileValues,
+    WantedIdentifier,
+    apply_profile,
+    load_rules,
+    pointer_to,
+    raise_if_invalid,
+    read_profile,
+)
+from app.customers.models import Customer
+from app.customers.schemas import (
+    CustomerCreate,
+    CustomerIdentify,
+    IdentifiersIn,
+    IdentifyResultKind,
+    IgnoredIdentifier,
+    OnConflict,
+)
+from app.customers.views import CustomerView, surviving_customer, view_of
+from app.identity import kinds
+from app.identity import service as identity
+from app.identity.models import CustomerIdentifier
+from app.identity.service import IdentifierRef
+
+MAX_ATTEMPTS = 3
+
+
+class _ResolutionChanged(Exception):
+    """Who owns the identifiers changed between lookup and row lock; start over."""
+
+
+@dataclass(frozen=True)
+class IdentifyOutcome:
+    result: IdentifyResultKind
+    matched_by: list[str]
+    merged_ids: list[uuid.UUID]
+    ignored: list[IgnoredIdentifier]
+    view: CustomerView
+
+
+@dataclass(frozen=True)
+class _Request:
+    customer_id: uuid.UUID | None
+    wanted: list[WantedIdentifier]
+    ignored: list[IgnoredIdentifier]
+    profile: ProfileValues
+
+    @property
+    def refs(self) -> list[IdentifierRef]:
+        return [w.ref for w in self.wanted]
+
+
+@dataclass
+class _Changes:
+    """Changelog rows per customer, collected while a use case runs."""
+
+    by_customer: dict[uuid.UUID, list[Change]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, customer_id: uuid.UUID, change: Change) -> None:
+        self.by_customer[customer_id].append(change)
+
+
+async def create_customer(
+    uow: UnitOfWork, actor: Actor, body: CustomerCreate, *, default_phone_region: str
+) -> IdentifyOutcome:
+    """A new customer; 409 if any identifier already belongs to someone."""
+
+    async def attempt() -> IdentifyOutcome:
+        async with uow:
+            session = uow.session
+            request = await _read_request(
+                session, actor, body, default_phone_region, allow_customer_id=False
+            )
+            await identity.lock_identities(session, actor.project_id, request.refs)
+            owners = await identity.owners_of(session, actor.project_id, request.refs)
+            if owners:
+                raise _taken(request, owners)
+            return await _create(session, actor, request)
+
+    return await _retrying(attempt)
+
+
+async def identify_customer(
+    uow: UnitOfWork, actor: Actor, body: CustomerIdentify, *, default_phone_region: str
+) -> IdentifyOutcome:
+    """Create, update or reconcile the customer(s) these identifiers point at."""
+
+    async def attempt() -> IdentifyOutcome:
+        async with uow:
+            session = uow.session
+            request = await _read_request(
+                session, actor, body, default_phone_region, allow_customer_id=True
+            )
+            return await _identify(session, actor, request, body.on_conflict)
+
+    return await _retrying(attempt)
+
+
+async def _retrying(attempt: Callable[[], Awaitable[IdentifyOutcome]]) -> IdentifyOutcome:
+    """A lost race (unique violation, a merge under our feet) is retried, never a 500."""
+    for attempt_number in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return await attempt()
+        except (_ResolutionChanged, IdentifierTaken):
+            if attempt_number == MAX_ATTEMPTS:
+                raise Conflict(
+                    "Concurrent changes to the same identifiers; retry the request."
+                ) from None
+    raise AssertionError("unreachable")
+
+
+async def _read_request(
+    session: AsyncSession,
+    actor: Actor,
+    body: CustomerCreate,
+    default_phone_region: str,
+    *,
+    allow_customer_id: bool,
+) -> _Request:
+    rules = await load_rules(session, actor.project_id, default_phone_region=default_phone_region)
+    reader = IdentifierReader(rules)
+    wanted = _read_identifiers(reader, body.identifiers)
+    profile = read_profile(body.profile, rules, reader.errors, pointer="/profile")
+    customer_id = body.identifiers.customer_id
+    if customer_id is not None and not allow_customer_id:
+        reader.errors.append(
+            FieldError(
+                pointer="/identifiers/customer_id",
+                message="The service assigns ids; use identify to address a customer by id.",
+            )
+        )
+    raise_if_invalid(reader.errors)
+    if not wanted and customer_id is None:
+        raise InvalidInput(
+            "At least one usable identifier is required.",
+            errors=[FieldError(pointer="/identifiers", message="No usable identifier")],
+        )
+    return _Request(customer_id, wanted, reader.ignored, profile)
+
+
+def _read_identifiers(
+    reader: IdentifierReader, identifiers: IdentifiersIn
+) -> list[WantedIdentifier]:
+    found: list[WantedIdentifier | None] = []
+    if identifiers.email is not None:
+        found.append(reader.read(kinds.EMAIL, identifiers.email, "/identifiers/email"))
+    if identifiers.phone is not None:
+        found.append(reader.read(kinds.PHONE, identifiers.phone, "/identifiers/phone"))
+    for index, card in enumerate(identifiers.discount_cards or []):
+        pointer = pointer_to("identifiers", "discount_cards", index)
+        found.append(reader.read(kinds.DISCOUNT_CARD, card, pointer))
+    for key, value in (identifiers.external or {}).items():
+        found.append(reader.read_external(key, value, pointer_to("identifiers", "external", key)))
+    unique: dict[IdentifierRef, WantedIdentifier] = {}
+    for wanted in found:
+        if wanted is not None:
+            unique.setdefault(wanted.ref, wanted)
+    return list(unique.values())
+
+
+def _taken(request: _Request, owners: dict[IdentifierRef, uuid.UUID]) -> Conflict:
+    errors = [
+        FieldError(pointer=w.pointer, message=f"Already identifies customer {owners[w.ref]}.")
+        for w in request.wanted
+        if w.ref in owners
+    ]
+    return Conflict("An identifier already belongs to another customer.", errors=errors)
+
+
+async def _create(session: AsyncSession, actor: Actor, request: _Request) -> IdentifyOutcome:
+    now = datetime.now(UTC)
+    customer = Customer(
+        id=new_id(),
+        project_id=actor.project_id,
+        status="active",
+        merged_into=None,
+        custom_fields={},
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    profile_changes = apply_profile(customer, request.profile)
+    await repository.add_customer(session, customer)
+    await identity.attach(session, customer.id, request.refs, actor=actor)
+    changes = [_change("create", c) for c in profile_changes] + [
+        Change("identifier_added", ref.kind, None, ref.value) for ref in request.refs
+    ]
+    await append_changes(session, customer.id, changes, actor=actor)
+    view = await view_of(session, customer)
+    return IdentifyOutcome("created", [], [], request.ignored, view)
+
+
+def _change(operation: str, change: FieldChange) -> Change:
+    return Change(operation, change.field, change.old_value, change.new_value)
+
+
+async def _identify(
+    session: AsyncSession, actor: Actor, request: _Request, on_conflict: OnConflict
+) -> IdentifyOutcome:
+    project_id = actor.project_id
+    explicit = [request.customer_id] if request.customer_id is not None else []
+    await identity.lock_identities(session, project_id, request.refs, explicit)
+    owners = await identity.owners_of(session, project_id, request.refs)
+    matches = await _matches(session, project_id, request.customer_id, owners)
+    if not matches:
+        return await _create(session, actor, request)
+
+    customers = await repository.lock_customers(session, project_id, sorted(matches))
+    if any(c.status != "active" for c in customers) or owners != await identity.owners_of(
+        session, project_id, request.refs
+    ):
+        raise _ResolutionChanged
+    target = min(customers, key=lambda c: (_strength(matches[c.id]), c.created_at, c.id))
+    others = [c for c in customers if c.id != target.id]
+    if others and on_conflict == "reject":
+        raise _conflicting(request, owners, target)
+    if others and on_conflict == "merge":
+        raise InvalidInput(
+            "on_conflict=merge is not available yet; use reject or reassign.",
+            errors=[FieldError(pointer="/on_conflict", message="Not available yet")],
+        )
+
+    changes = _Changes()
+    moved = await _attach_wanted(session, actor, target, request, owners, others, changes)
+    for change in apply_profile(target, request.profile):
+        changes.add(target.id, _change("update", change))
+    await _bump_and_record(session, actor, [target, *others], changes)
+
+    matched_by = sorted(
+        {kind for kinds_ in matches.values() for kind in kinds_}, key=kinds.priority_rank
+    )
+    result: IdentifyResultKind = (
+        "reassigned"
+        if moved
+        else ("updated" if changes.by_customer.get(target.id) else "unchanged")
+    )
+    return IdentifyOutcome(result, matched_by, [], request.ignored, await view_of(session, target))
+
+
+async def _matches(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    customer_id: uuid.UUID | None,
+    owners: dict[IdentifierRef, uuid.UUID],
+) -> dict[uuid.UUID, list[str]]:
+    """Which customer each match points at, and by which identifier kinds."""
+    matches: dict[uuid.UUID, list[str]] = defaultdict(list)
+    if customer_id is not None:
+        survivor = await surviving_customer(session, project_id, customer_id)
+        matches[survivor.id].append(kinds.CUSTOMER_ID)
+    for ref, owner in owners.items():
+        matches[owner].append(ref.kind)
+    return matches
+
+
+def _strength(matched_kinds: list[str]) -> int:
+    return min(kinds.priority_rank(kind) for kind in matched_kinds)
+
+
+def _conflicting(
+    request: _Request, owners: dict[IdentifierRef, uuid.UUID], target: Customer
+) -> Conflict:
+    errors = [
+        FieldError(pointer=w.pointer, message=f"Identifies customer {owners[w.ref]}.")
+        for w in request.wanted
+        if w.ref in owners
+    ]
+    if request.customer_id is not None:
+        errors.insert(
+            0, FieldError(pointer="/identifiers/customer_id", message=f"Is customer {target.id}.")
+        )
+    return Conflict(
+        "The identifiers point at different customers; send on_conflict=reassign or merge.",
+        errors=errors,
+    )
+
+
+async def _attach_wanted(
+    session: AsyncSession,
+    actor: Actor,
+    target: Customer,
+    request: _Request,
+    owners: dict[IdentifierRef, uuid.UUID],
+    others: list[Customer],
+    changes: _Changes,
+) -> bool:
+    """Give the target every requested identifier; returns whether any was moved from another."""
+    held = await identity.identifiers_by_customer(
+        session, actor.project_id, [target.id, *(c.id for c in others)]
+    )
+    _refuse_emptying(owners, held, target)
+    target_refs = [IdentifierRef(i.kind, i.value) for i in held[target.id]]
+    new_refs: list[IdentifierRef] = []
+    moved = False
+    for ref in request.refs:
+        owner = owners.get(ref)
+        if owner == target.id:
+            continue
+        await _replace_single_valued(session, actor, target.id, target_refs, ref, changes)
+        if owner is None:
+            new_refs.append(ref)
+            changes.add(target.id, Change("identifier_added", ref.kind, None, ref.value))
+            continue
+        await identity.move(session, ref, from_customer=owner, to_customer=target.id, actor=actor)
+        changes.add(owner, Change("identifier_moved_out", ref.kind, ref.value, None))
+        changes.add(target.id, Change("identifier_moved_in", ref.kind, None, ref.value))
+        moved = True
+    await identity.attach(session, target.id, new_refs, actor=actor)
+    return moved
+
+
+def _refuse_emptying(
+    owners: dict[IdentifierRef, uuid.UUID],
+    held: dict[uuid.UUID, list[CustomerIdentifier]],
+    target: Customer,
+) -> None:
+    """Every customer keeps at least one identifier: a reassign may not take the last."""
+    for customer_id, identifiers in held.items():
+        if customer_id == target.id:
+            continue
+        moving = [ref for ref, owner in owners.items() if owner == customer_id]
+        if identifiers and len(moving) >= len(identifiers):
+            raise Conflict(
+                f"Reassigning would leave customer {customer_id} without any identifier; "
+                "merge the customers instead."
+            )
+
+
+async def _replace_single_valued(
+    session: AsyncSession,
+    actor: Actor,
+    customer_id: uuid.UUID,
+    held: list[IdentifierRef],
+    ref: IdentifierRef,
+    changes: _Changes,
+) -> None:
+    """A customer has one email, one phone, one of each external id: a new one replaces it."""
+    if not kinds.is_single_valued(ref.kind):
+        return
+    for old in [h for h in held if h.kind == ref.kind and h.value != ref.value]:
+        await identity.detach(session, customer_id, old, actor=actor, replaced_by=ref.value)
+        changes.add(customer_id, Change("identifier_replaced", ref.kind, old.value, ref.value))
+        held.remove(old)
+
+
+async def _bump_and_record(
+    session: AsyncSession, actor: Actor, customers: list[Customer], changes: _Changes
+) -> None:
+    now = datetime.now(UTC)
+    for customer in customers:
+        rows = changes.by_customer.get(customer.id)
+        if not rows:
+            continue
+        customer.version += 1
+        customer.updated_at = now
+        await append_changes(session, customer.id, rows, actor=actor)
+    await session.flush()

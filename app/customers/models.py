@@ -1,0 +1,60 @@
+"""The customer profile row. Identifiers live in identity's table, history in the changelogs."""
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+from app.core.ids import new_id
+
+CUSTOMER_STATUSES = ("active", "merged", "erased")
+GENDERS = ("female", "male", "unknown")
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'merged', 'erased')", name="status"),
+        CheckConstraint("gender IN ('female', 'male', 'unknown')", name="gender"),
+        # A tombstone always points at its survivor; a live customer never does.
+        CheckConstraint("(status = 'merged') = (merged_into IS NOT NULL)", name="merged_into"),
+        Index("ix_customers_project_id_id", "project_id", "id", unique=True),
+        Index("ix_customers_project_id_updated_at", "project_id", "updated_at"),
+        Index("ix_customers_project_id_created_at", "project_id", "created_at"),
+        # Finds the tombstones of a survivor (its merged_ids).
+        Index(
+            "ix_customers_merged_into",
+            "merged_into",
+            postgresql_where=text("merged_into IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'active'"))
+    merged_into: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    middle_name: Mapped[str | None] = mapped_column(String(200))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    gender: Mapped[str | None] = mapped_column(String(16))
+    area: Mapped[str | None] = mapped_column(String(200))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,256 @@
+"""HTTP endpoints of customers: create, identify, look up, read, edit, list, histories."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+
+from app.core.auth import Actor, Principal, Scope
+from app.core.dependencies import SettingsDep, UnitOfWorkDep
+from app.core.errors import FieldError, InvalidInput, PreconditionFailed
+from app.core.pagination import (
+    DEFAULT_PAGE_LIMIT,
+    Page,
+    PageCursor,
+    PageLimit,
+    decode_id_cursor,
+    split_page,
+)
+from app.core.problems import problem_responses
+from app.customers import identify, service, update
+from app.customers.presenters import customer_read, identify_response
+from app.customers.schemas import (
+    ChangeRead,
+    CustomerCreate,
+    CustomerIdentify,
+    CustomerPatch,
+    CustomerRead,
+    CustomerStatus,
+    IdentifierHistoryRead,
+    IdentifyResponse,
+)
+from app.customers.service import LookupQuery
+from app.customers.views import CustomerView
+from app.identity import kinds
+from app.projects.auth import require_actor, require_scope
+
+router = APIRouter(
+    prefix="/v1/customers",
+    tags=["customers"],
+    responses=problem_responses(401, 403, 422, 429),
+)
+ReaderDep = Annotated[Principal, Depends(require_scope(Scope.CUSTOMERS_READ))]
+WriterDep = Annotated[Actor, Depends(require_actor(Scope.CUSTOMERS_WRITE))]
+LOOKUP_PARAMETERS = {
+    "email": kinds.EMAIL,
+    "phone": kinds.PHONE,
+    "discount_card": kinds.DISCOUNT_CARD,
+}
+
+
+def _etag(view: CustomerView) -> str:
+    return f'"{view.customer.version}"'
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(409),
+    operation_id="customers_create",
+)
+async def customers_create(
+    body: CustomerCreate,
+    uow: UnitOfWorkDep,
+    actor: WriterDep,
+    settings: SettingsDep,
+    response: Response,
+) -> IdentifyResponse:
+    """Create a customer; 409 names any identifier that already belongs to someone."""
+    outcome = await identify.create_customer(
+        uow, actor, body, default_phone_region=settings.default_phone_region
+    )
+    response.headers["Location"] = f"/v1/customers/{outcome.view.customer.id}"
+    response.headers["ETag"] = _etag(outcome.view)
+    return identify_response(outcome)
+
+
+@router.post(
+    "/identify",
+    responses={
+        201: {"description": "Created", "model": IdentifyResponse},
+        **problem_responses(404, 409),
+    },
+    operation_id="customers_identify",
+)
+async def customers_identify(
+    body: CustomerIdentify,
+    uow: UnitOfWorkDep,
+    actor: WriterDep,
+    settings: SettingsDep,
+    response: Response,
+) -> IdentifyResponse:
+    """Find the customer by any identifier and update it, or create it when none matches (201)."""
+    outcome = await identify.identify_customer(
+        uow, actor, body, default_phone_region=settings.default_phone_region
+    )
+    if outcome.result == "created":
+        response.status_code = status.HTTP_201_CREATED
+    response.headers["ETag"] = _etag(outcome.view)
+    return identify_response(outcome)
+
+
+@router.get("/lookup", responses=problem_responses(404), operation_id="customers_lookup")
+async def customers_lookup(
+    request: Request,
+    uow: UnitOfWorkDep,
+    principal: ReaderDep,
+    settings: SettingsDep,
+    response: Response,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    phone: Annotated[str | None, Query(max_length=64)] = None,
+    discount_card: Annotated[str | None, Query(max_length=64)] = None,
+) -> CustomerRead:
+    """Find the customer owning one identifier: email, phone, discount_card or external.<field>."""
+    query = _lookup_query(request)
+    view = await service.lookup_customer(
+        uow, principal.project_id, query, default_phone_region=settings.default_phone_region
+    )
+    response.headers["ETag"] = _etag(view)
+    return customer_read(view)
+
+
+def _lookup_query(request: Request) -> LookupQuery:
+    given: list[LookupQuery] = []
+    for name, value in request.query_params.multi_items():
+        if name in LOOKUP_PARAMETERS:
+            given.append(LookupQuery(LOOKUP_PARAMETERS[name], value, name))
+        elif name.startswith("external.") and len(name) > len("external."):
+            given.append(
+                LookupQuery(kinds.external_kind(name.removeprefix("external.")), value, name)
+            )
+    if len(given) != 1:
+        raise InvalidInput(
+            "Give exactly one identifier: email, phone, discount_card or external.<field>.",
+            errors=[
+                FieldError(location="query", pointer="", message=f"{len(given)} identifiers given")
+            ],
+        )
+    return given[0]
+
+
+@router.get("/{customer_id}", responses=problem_responses(404), operation_id="customers_get")
+async def customers_get(
+    customer_id: uuid.UUID, uow: UnitOfWorkDep, principal: ReaderDep, response: Response
+) -> CustomerRead:
+    """Read a customer; the `ETag` is its version, for `If-Match` on PATCH."""
+    view = await service.get_customer(uow, principal.project_id, customer_id)
+    response.headers["ETag"] = _etag(view)
+    return customer_read(view)
+
+
+@router.patch(
+    "/{customer_id}",
+    responses=problem_responses(404, 409, 412),
+    operation_id="customers_update",
+)
+async def customers_update(
+    customer_id: uuid.UUID,
+    body: CustomerPatch,
+    uow: UnitOfWorkDep,
+    actor: WriterDep,
+    settings: SettingsDep,
+    response: Response,
+    if_match: Annotated[
+        str | None,
+        Header(
+            max_length=64, description='The `ETag` of the version the change is based on: `"3"`.'
+        ),
+    ] = None,
+) -> CustomerRead:
+    """Change profile fields and identifiers with a JSON merge patch; null removes a value."""
+    view = await update.update_customer(
+        uow,
+        actor,
+        customer_id,
+        body,
+        if_match=_version_from_if_match(if_match),
+        default_phone_region=settings.default_phone_region,
+    )
+    response.headers["ETag"] = _etag(view)
+    return customer_read(view)
+
+
+def _version_from_if_match(header: str | None) -> int | None:
+    if header is None or header.strip() == "*":
+        return None
+    tag = header.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise PreconditionFailed(f"If-Match {header!r} is not a version this API issued.")
+    return int(tag)
+
+
+@router.get("", operation_id="customers_list")
+async def customers_list(
+    uow: UnitOfWorkDep,
+    principal: ReaderDep,
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_PAGE_LIMIT,
+    status_filter: Annotated[CustomerStatus, Query(alias="status")] = "active",
+    updated_since: Annotated[datetime | None, Query(description="RFC 3339, with offset.")] = None,
+    created_since: Annotated[datetime | None, Query(description="RFC 3339, with offset.")] = None,
+) -> Page[CustomerRead]:
+    """List customers in creation order, filtered by status and change or creation time."""
+    views = await service.list_customers(
+        uow,
+        principal.project_id,
+        after_id=decode_id_cursor(cursor),
+        limit=limit + 1,
+        status=status_filter,
+        updated_since=updated_since,
+        created_since=created_since,
+    )
+    items, next_cursor = split_page(views, limit, lambda v: [str(v.customer.id)])
+    return Page(items=[customer_read(v) for v in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{customer_id}/identifiers/history",
+    responses=problem_responses(404),
+    operation_id="customers_identifier_history",
+)
+async def customers_identifier_history(
+    customer_id: uuid.UUID,
+    uow: UnitOfWorkDep,
+    principal: ReaderDep,
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_PAGE_LIMIT,
+) -> Page[IdentifierHistoryRead]:
+    """The ID changelog: every identifier the customer gained or lost, newest first."""
+    rows = await service.identifier_history(
+        uow, principal.project_id, customer_id, before_id=decode_id_cursor(cursor), limit=limit + 1
+    )
+    items, next_cursor = split_page(rows, limit, lambda r: [str(r.id)])
+    return Page(
+        items=[IdentifierHistoryRead.model_validate(r) for r in items], next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/{customer_id}/changelog",
+    responses=problem_responses(404),
+    operation_id="customers_changelog",
+)
+async def customers_changelog(
+    customer_id: uuid.UUID,
+    uow: UnitOfWorkDep,
+    principal: ReaderDep,
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_PAGE_LIMIT,
+) -> Page[ChangeRead]:
+    """The profile changelog: one entry per changed field, with touchpoint and initiator."""
+    rows = await service.profile_changelog(
+        uow, principal.project_id, customer_id, before_id=decode_id_cursor(cursor), limit=limit + 1
+    )
+    items, next_cursor = split_page(rows, limit, lambda r: [str(r.id)])
+    return Page(items=[ChangeRead.model_validate(r) for r in items], next_cursor=next_cursor)

@@ -1,0 +1,245 @@
+"""Request and response bodies of customers: the core shapes of docs/architecture.md."""
+
+import uuid
+import zoneinfo
+from datetime import date, datetime
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+Gender = Literal["female", "male", "unknown"]
+OnConflict = Literal["reject", "merge", "reassign"]
+IdentifyResultKind = Literal["created", "updated", "merged", "reassigned", "unchanged"]
+CustomerStatus = Literal["active", "merged", "erased"]
+
+MAX_DISCOUNT_CARDS = 50
+MAX_EXTERNAL_IDS = 20
+MAX_CUSTOM_FIELDS = 100
+
+Name = Annotated[str, Field(max_length=200)]
+FieldKey = Annotated[str, Field(min_length=1, max_length=64)]
+EmailInput = Annotated[str, Field(max_length=320, examples=["Jane.Doe@Example.com"])]
+PhoneInput = Annotated[str, Field(max_length=64, examples=["+49 30 1234567"])]
+CardInput = Annotated[str, Field(max_length=64)]
+ExternalValue = Annotated[str, Field(max_length=256)]
+
+
+@cache
+def _known_time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _check_time_zone(value: str | None) -> str | None:
+    if value is not None and value not in _known_time_zones():
+        raise ValueError("not an IANA time zone name (e.g. Europe/Berlin)")
+    return value
+
+
+def _check_birth_date(value: date | None) -> date | None:
+    if value is not None and not date(1900, 1, 1) <= value <= date.today():
+        raise ValueError("must be between 1900-01-01 and today")
+    return value
+
+
+TimeZone = Annotated[
+    str | None, Field(max_length=64, examples=["Europe/Berlin"]), AfterValidator(_check_time_zone)
+]
+BirthDate = Annotated[date | None, AfterValidator(_check_birth_date)]
+
+_IDENTIFIERS_EXAMPLE: dict[str, Any] = {
+    "email": "jane.doe@example.com",
+    "phone": "+49301234567",
+    "discount_cards": ["CARD-0001"],
+    "external": {"crm_id": "C-1001"},
+}
+_PROFILE_EXAMPLE: dict[str, Any] = {
+    "first_name": "Jane",
+    "last_name": "Doe",
+    "birth_date": "1990-01-31",
+    "gender": "female",
+    "area": "Berlin",
+    "time_zone": "Europe/Berlin",
+    "custom_fields": {"loyalty_tier": "gold"},
+}
+
+
+class IdentifiersIn(BaseModel):
+    """Identifiers as sent: values are normalised before any comparison."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [_IDENTIFIERS_EXAMPLE]}
+    )
+
+    customer_id: uuid.UUID | None = Field(
+        default=None, description="The system id; only for identify (not for create)."
+    )
+    email: EmailInput | None = None
+    phone: PhoneInput | None = Field(
+        default=None,
+        description="Any spelling; read with the project's default region when it has no +.",
+    )
+    discount_cards: list[CardInput] | None = Field(default=None, max_length=MAX_DISCOUNT_CARDS)
+    external: dict[FieldKey, ExternalValue] | None = Field(
+        default=None,
+        max_length=MAX_EXTERNAL_IDS,
+        description="Values of custom fields of type unique_id, by field key.",
+    )
+
+
+class ProfileIn(BaseModel):
+    """Profile fields; a field sent as null is cleared, a field left out is kept."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_PROFILE_EXAMPLE]})
+
+    first_name: Name | None = None
+    last_name: Name | None = None
+    middle_name: Name | None = None
+    birth_date: BirthDate = None
+    gender: Gender | None = None
+    area: Name | None = None
+    time_zone: TimeZone = None
+    custom_fields: dict[FieldKey, Any] | None = Field(
+        default=None,
+        max_length=MAX_CUSTOM_FIELDS,
+        description="Values of custom fields by key; null removes a value.",
+    )
+
+
+class CustomerCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"identifiers": _IDENTIFIERS_EXAMPLE, "profile": _PROFILE_EXAMPLE}]
+        },
+    )
+
+    identifiers: IdentifiersIn
+    profile: ProfileIn = Field(default_factory=ProfileIn)
+
+
+class CustomerIdentify(CustomerCreate):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "identifiers": {"email": "Jane.Doe@Example.com", "phone": "030 1234567"},
+                    "profile": {"first_name": "Jane"},
+                    "on_conflict": "reject",
+                }
+            ]
+        },
+    )
+
+    on_conflict: OnConflict = Field(
+        default="reject",
+        description="When identifiers match different customers: `reject` (409), `reassign` "
+        "(move them to the highest-priority match) or `merge`.",
+    )
+
+
+class IdentifiersPatch(BaseModel):
+    """A JSON merge patch of identifiers: null removes; `discount_cards` replaces the whole list."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"email": "new@example.com", "phone": None}]},
+    )
+
+    email: EmailInput | None = None
+    phone: PhoneInput | None = None
+    discount_cards: list[CardInput] | None = Field(default=None, max_length=MAX_DISCOUNT_CARDS)
+    external: dict[FieldKey, ExternalValue | None] | None = Field(
+        default=None, max_length=MAX_EXTERNAL_IDS
+    )
+
+
+class CustomerPatch(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"identifiers": {"email": "jane@example.org"}, "profile": {"last_name": "Smith"}}
+            ]
+        },
+    )
+
+    identifiers: IdentifiersPatch | None = None
+    profile: ProfileIn | None = None
+
+
+class IdentifiersRead(BaseModel):
+    email: str | None
+    phone: str | None
+    discount_cards: list[str]
+    external: dict[str, str]
+
+
+class ProfileRead(BaseModel):
+    first_name: str | None
+    last_name: str | None
+    middle_name: str | None
+    birth_date: date | None
+    gender: Gender | None
+    area: str | None
+    time_zone: str | None
+    custom_fields: dict[str, Any]
+
+
+class CustomerRead(BaseModel):
+    id: uuid.UUID
+    status: CustomerStatus
+    version: int = Field(description="Increases with every change; send it as `If-Match`.")
+    identifiers: IdentifiersRead
+    profile: ProfileRead
+    merged_ids: list[uuid.UUID] = Field(description="Customers merged into this one.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class IgnoredIdentifier(BaseModel):
+    kind: str
+    value: str
+    reason: Literal["blocklisted"]
+
+
+class IdentifyResponse(BaseModel):
+    result: IdentifyResultKind
+    matched_by: list[str] = Field(description="Identifier kinds that matched existing customers.")
+    merged_ids: list[uuid.UUID]
+    ignored_identifiers: list[IgnoredIdentifier]
+    customer: CustomerRead
+
+
+class IdentifierHistoryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    event: Literal["added", "removed", "replaced", "moved_in", "moved_out", "merged"]
+    kind: str
+    value: str
+    replaced_by: str | None
+    other_customer_id: uuid.UUID | None = Field(
+        description="Where the identifier went (moved_out) or came from (moved_in, merged)."
+    )
+    touchpoint: str
+    initiator: str
+    request_id: str | None
+    created_at: datetime
+
+
+class ChangeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    operation: str
+    field: str | None
+    old_value: Any
+    new_value: Any
+    touchpoint: str
+    initiator: str
+    request_id: str | None
+    created_at: datetime

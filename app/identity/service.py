@@ -1,0 +1,185 @@
+"""Identifier operations used by every use case that changes who a customer is.
+
+All functions take the caller's session: they run inside its transaction. Each change
+to an identifier writes its ID-changelog row in the same transaction.
+"""
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import Actor
+from app.core.ids import new_id
+from app.identity import repository
+from app.identity.models import CustomerIdentifier, IdentifierHistory
+
+
+@dataclass(frozen=True, order=True)
+class IdentifierRef:
+    """A normalised identifier: the unit of matching, locking and uniqueness."""
+
+    kind: str
+    value: str
+
+
+def _lock_key(text_key: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_xact_lock."""
+    digest = hashlib.blake2b(text_key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def identifier_lock_key(project_id: uuid.UUID, ref: IdentifierRef) -> int:
+    return _lock_key(f"identifier\x1f{project_id}\x1f{ref.kind}\x1f{ref.value}")
+
+
+def customer_lock_key(project_id: uuid.UUID, customer_id: uuid.UUID) -> int:
+    return _lock_key(f"customer\x1f{project_id}\x1f{customer_id}")
+
+
+async def lock_identities(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    refs: Iterable[IdentifierRef],
+    customer_ids: Iterable[uuid.UUID] = (),
+) -> None:
+    """Serialise every transaction touching any of these identifiers or customers.
+
+    Locks are taken in ascending key order, so two transactions with overlapping sets
+    queue behind each other and never deadlock; they are released at commit.
+    """
+    keys = {identifier_lock_key(project_id, ref) for ref in refs}
+    keys |= {customer_lock_key(project_id, customer_id) for customer_id in customer_ids}
+    await repository.advisory_lock(session, sorted(keys))
+
+
+async def owners_of(
+    session: AsyncSession, project_id: uuid.UUID, refs: Iterable[IdentifierRef]
+) -> dict[IdentifierRef, uuid.UUID]:
+    pairs = [(ref.kind, ref.value) for ref in refs]
+    rows = await repository.find_owners(session, project_id, pairs)
+    return {IdentifierRef(kind, value): customer_id for kind, value, customer_id in rows}
+
+
+async def identifiers_by_customer(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[CustomerIdentifier]]:
+    grouped: dict[uuid.UUID, list[CustomerIdentifier]] = {cid: [] for cid in customer_ids}
+    for row in await repository.identifiers_of(session, project_id, customer_ids):
+        grouped[row.customer_id].append(row)
+    return grouped
+
+
+async def attach(
+    session: AsyncSession, customer_id: uuid.UUID, refs: Sequence[IdentifierRef], *, actor: Actor
+) -> None:
+    """New identifiers for a customer (the caller has checked nobody owns them)."""
+    await repository.insert_identifiers(
+        session,
+        [
+            {
+                "id": new_id(),
+                "project_id": actor.project_id,
+                "customer_id": customer_id,
+                "kind": ref.kind,
+                "value": ref.value,
+                "touchpoint": actor.touchpoint,
+            }
+            for ref in refs
+        ],
+    )
+    await _record(session, actor, [_event(customer_id, "added", ref) for ref in refs])
+
+
+async def detach(
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    ref: IdentifierRef,
+    *,
+    actor: Actor,
+    replaced_by: str | None = None,
+) -> None:
+    """Remove an identifier; it stays in the ID changelog as `removed` or `replaced`."""
+    await repository.delete_identifier(session, actor.project_id, ref.kind, ref.value)
+    event = "replaced" if replaced_by is not None else "removed"
+    await _record(session, actor, [_event(customer_id, event, ref, replaced_by=replaced_by)])
+
+
+async def move(
+    session: AsyncSession,
+    ref: IdentifierRef,
+    *,
+    from_customer: uuid.UUID,
+    to_customer: uuid.UUID,
+    actor: Actor,
+) -> None:
+    """Reassign an identifier; both customers' ID changelogs say where it went."""
+    await repository.reassign_identifier(
+        session, actor.project_id, ref.kind, ref.value, to_customer
+    )
+    await _record(
+        session,
+        actor,
+        [
+            _event(from_customer, "moved_out", ref, other=to_customer),
+            _event(to_customer, "moved_in", ref, other=from_customer),
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class _Event:
+    customer_id: uuid.UUID
+    event: str
+    ref: IdentifierRef
+    replaced_by: str | None
+    other_customer_id: uuid.UUID | None
+
+
+def _event(
+    customer_id: uuid.UUID,
+    event: str,
+    ref: IdentifierRef,
+    *,
+    replaced_by: str | None = None,
+    other: uuid.UUID | None = None,
+) -> _Event:
+    return _Event(customer_id, event, ref, replaced_by, other)
+
+
+async def _record(session: AsyncSession, actor: Actor, events: Sequence[_Event]) -> None:
+    await repository.insert_history(
+        session,
+        [
+            {
+                "id": new_id(),
+                "project_id": actor.project_id,
+                "customer_id": event.customer_id,
+                "event": event.event,
+                "kind": event.ref.kind,
+                "value": event.ref.value,
+                "replaced_by": event.replaced_by,
+                "other_customer_id": event.other_customer_id,
+                "touchpoint": actor.touchpoint,
+                "initiator": actor.initiator,
+                "request_id": actor.request_id,
+            }
+            for event in events
+        ],
+    )
+
+
+async def history(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    customer_ids: Sequence[uuid.UUID],
+    *,
+    before_id: uuid.UUID | None,
+    limit: int,
+) -> list[IdentifierHistory]:
+    """The ID changelog of these customers, newest first."""
+    return await repository.list_history(
+        session, project_id=project_id, customer_ids=customer_ids, before_id=before_id, limit=limit
+    )

@@ -1,0 +1,93 @@
+"""Real concurrent identify calls: no duplicates, no deadlocks, no 500s."""
+
+import asyncio
+import random
+from typing import Any
+
+import asyncpg
+import httpx
+
+from tests.conftest import _asyncpg_dsn
+from tests.factories import ProjectWithKey, identify
+
+GROUPS = 100
+
+
+async def _counts(database_url: str) -> tuple[int, int, list[int]]:
+    connection = await asyncpg.connect(_asyncpg_dsn(database_url))
+    try:
+        customers = await connection.fetchval("SELECT count(*) FROM customers")
+        identifiers = await connection.fetchval("SELECT count(*) FROM customer_identifiers")
+        per_customer = await connection.fetch(
+            "SELECT count(*) AS n FROM customer_identifiers GROUP BY customer_id"
+        )
+    finally:
+        await connection.close()
+    return customers, identifiers, sorted({row["n"] for row in per_customer})
+
+
+async def test_overlapping_pairs_make_exactly_one_customer_each(
+    client: httpx.AsyncClient, project: ProjectWithKey, database_url: str
+) -> None:
+    # Two calls per group share the email; each brings one more identifier of its own.
+    bodies: list[dict[str, Any]] = []
+    for group in range(GROUPS):
+        email = f"person{group}@example.com"
+        bodies.append({"identifiers": {"email": email, "discount_cards": [f"CARD-{group}"]}})
+        bodies.append({"identifiers": {"email": email, "phone": f"+1415555{group:04d}"}})
+    random.Random(7).shuffle(bodies)
+
+    responses = await asyncio.gather(*(identify(client, project, body) for body in bodies))
+
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 201}, [r.text for r in responses if r.status_code >= 300][:3]
+    assert statuses.count(201) == GROUPS
+    customers, identifiers, sizes = await _counts(database_url)
+    assert (customers, identifiers, sizes) == (GROUPS, 3 * GROUPS, [3])
+
+
+async def test_racing_single_valued_values_end_with_one_and_the_other_in_history(
+    client: httpx.AsyncClient, project: ProjectWithKey, database_url: str
+) -> None:
+    bodies = [
+        {"identifiers": {"email": "race@example.com", "phone": f"+1415555{n:04d}"}}
+        for n in range(20)
+    ]
+    responses = await asyncio.gather(*(identify(client, project, body) for body in bodies))
+    assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
+    ids = {r.json()["customer"]["id"] for r in responses}
+    assert len(ids) == 1
+    customers, identifiers, _ = await _counts(database_url)
+    assert (customers, identifiers) == (1, 2)
+    history = await client.get(
+        f"/v1/customers/{ids.pop()}/identifiers/history",
+        headers=project.admin_headers,
+        params={"limit": 100},
+    )
+    replaced = [e for e in history.json()["items"] if e["event"] == "replaced"]
+    assert len(replaced) == 19
+
+
+async def test_concurrent_reassigns_between_two_customers_do_not_deadlock(
+    client: httpx.AsyncClient, project: ProjectWithKey, database_url: str
+) -> None:
+    await identify(
+        client, project, {"identifiers": {"email": "x@example.com", "discount_cards": ["X"]}}
+    )
+    await identify(
+        client, project, {"identifiers": {"email": "y@example.com", "discount_cards": ["Y"]}}
+    )
+    bodies = [
+        {
+            "identifiers": {"discount_cards": ["X"], "email": "y@example.com"},
+            "on_conflict": "reassign",
+        },
+        {
+            "identifiers": {"discount_cards": ["Y"], "email": "x@example.com"},
+            "on_conflict": "reassign",
+        },
+    ] * 10
+    responses = await asyncio.gather(*(identify(client, project, body) for body in bodies))
+    assert {r.status_code for r in responses} <= {200, 409}, [r.text for r in responses]
+    customers, identifiers, _ = await _counts(database_url)
+    assert (customers, identifiers) == (2, 4)
