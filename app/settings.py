@@ -4,8 +4,10 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.identity.normalize import supported_phone_region
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -48,3 +50,8 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=100, ge=1)
     log_level: LogLevel = "INFO"
     log_json: bool = Field(default=True, description="One JSON object per log line.")
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _supported_region(cls, region: str) -> str:
+        return supported_phone_region(region)

@@ -166,3 +166,10 @@ def _reject_unsafe_characters(value: str, *, label: str) -> None:
 def _has_tel_prefix(value: str) -> bool:
     # URI schemes are case-insensitive (RFC 3986), so "TEL:" counts too.
     return value[: len(_TEL_URI_PREFIX)].lower() == _TEL_URI_PREFIX
+
+
+def supported_phone_region(region: str) -> str:
+    """The region itself if phone numbers can be read for it (a validator for settings)."""
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{region} is not a region phone numbers can be read for")
+    return region

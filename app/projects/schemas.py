@@ -4,9 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.core.auth import Scope
+from app.identity.normalize import supported_phone_region
 
 ProjectName = Annotated[
     str,
@@ -25,6 +26,7 @@ PhoneRegion = Annotated[
         description="ISO 3166-1 alpha-2 region for phone numbers written without a country code.",
         examples=["DE"],
     ),
+    AfterValidator(supported_phone_region),
 ]
 KeyName = Annotated[
     str,

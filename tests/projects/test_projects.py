@@ -90,3 +90,13 @@ class TestTenancy:
         )
         assert foreign.status_code == unknown.status_code == 404
         assert foreign.json()["title"] == unknown.json()["title"]
+
+
+async def test_unsupported_phone_region_is_422(
+    client: httpx.AsyncClient, project: ProjectWithKey
+) -> None:
+    response = await client.patch(
+        "/v1/projects/current", headers=project.admin_headers, json={"default_phone_region": "XX"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["pointer"] == "/default_phone_region"
