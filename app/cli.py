@@ -91,8 +91,8 @@ def serve(
         issued = _with_database(projects_service.bootstrap_default_project, settings=settings)
         if issued is not None:
             _announce_bootstrap_key(issued)
-    if workers > 1:
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="cdp-metrics-"))
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cdp-metrics-")
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the previous handler.
     # The default handler would kill the process before atexit stops the embedded server.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)

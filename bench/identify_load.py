@@ -1,0 +1,445 @@
+"""Load on the customer endpoints, next to the raw-PostgreSQL cost of the same SQL.
+
+`bench/run [options]` (or `python -m bench.identify_load`): recreates the database, seeds
+customers, starts `cdp serve`, then for every round and scenario measures the API with
+wrk and the equivalent statements with pgbench, at the same concurrency. Prints medians,
+per-round figures and where the CPU went; writes bench/results/<timestamp>.json.
+See bench/README.md for what each baseline includes and leaves out.
+"""
+
+import argparse
+import asyncio
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bench import database, report
+from bench.api_server import ApiServer, ServerError, http
+from bench.database import BenchSetupError, Prepared
+from bench.measure import (
+    ApiTarget,
+    Measurement,
+    MeasurementError,
+    PgTarget,
+    run_pgbench,
+    run_wrk,
+)
+from bench.scenarios import BENCH_DIR, Scenario, select_scenarios
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/cdp_bench"
+RESULTS_DIR = BENCH_DIR / "results"
+# Connections the harness and the server's own checks may need beyond the load's.
+_CONNECTION_MARGIN = 10
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/run",
+        description="HTTP API vs raw PostgreSQL on the identify/lookup/get endpoints.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_DATABASE_URL,
+        help="dropped and recreated; its name must contain 'bench'",
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent clients")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements per scenario and side")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--seed-customers", type=int, default=20_000)
+    parser.add_argument(
+        "--scenarios",
+        default="all",
+        help="all, or a comma-separated subset of "
+        "identify_new,identify_existing,lookup_email,get_customer",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=3,
+        help="seconds of unrecorded load per scenario before the first round (0: none)",
+    )
+    parser.add_argument(
+        "--baseline",
+        choices=("core", "full"),
+        default="core",
+        help="core: the use case's statements; full: also the key lookup and project rules "
+        "the API reads on every request",
+    )
+    args = parser.parse_args(argv)
+    for name in ("duration", "connections", "rounds", "workers", "seed_customers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.warmup < 0:
+        parser.error("--warmup must not be negative")
+    try:
+        args.scenario_list = select_scenarios(args.scenarios)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _tool(name: str, hint: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise BenchSetupError(f"{name} not found on PATH: {hint}")
+    return path
+
+
+def _version(command: list[str]) -> str:
+    try:
+        completed = subprocess.run(  # noqa: S603
+            command, capture_output=True, text=True, timeout=10, check=False
+        )
+    except OSError:
+        return "unknown"
+    lines = (completed.stdout + completed.stderr).strip().splitlines()
+    return lines[0].strip() if lines else "unknown"
+
+
+def _git_commit() -> str | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    completed = subprocess.run(  # noqa: S603
+        [git, "rev-parse", "--short", "HEAD"],
+        cwd=BENCH_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return completed.stdout.strip() or None
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def _smoke(
+    scenario: Scenario, server: ApiServer, prepared: Prepared, first_id: str, run_id: str
+) -> str | None:
+    """One request of the scenario before the load: None if it answers as it should."""
+    base, token = server.base_url, prepared.api_key
+    body = {"profile": {"first_name": "Bench"}}
+    expected_result: str | None = None
+    if scenario.name == "identify_new":
+        body["identifiers"] = {"email": f"smoke-{run_id}@bench.example"}
+        answer = http("POST", f"{base}/v1/customers/identify", token=token, body=body)
+        expected_result = "created"
+    elif scenario.name == "identify_existing":
+        body["identifiers"] = {"email": "seed1@bench.example"}
+        answer = http("POST", f"{base}/v1/customers/identify", token=token, body=body)
+        expected_result = "unchanged"
+    elif scenario.name == "lookup_email":
+        answer = http("GET", f"{base}/v1/customers/lookup?email=seed1%40bench.example", token=token)
+    else:
+        answer = http("GET", f"{base}/v1/customers/{first_id}", token=token)
+    if answer.status != scenario.expected_status:
+        return (
+            f"{scenario.name}: expected HTTP {scenario.expected_status}, got {answer.status}: "
+            f"{answer.body[:500]}"
+        )
+    payload = answer.json()
+    if expected_result is not None and (
+        not isinstance(payload, dict) or payload.get("result") != expected_result
+    ):
+        got = payload.get("result") if isinstance(payload, dict) else answer.body[:200]
+        return f"{scenario.name}: expected result {expected_result!r}, got {got!r}"
+    return None
+
+
+def _describe(m: Measurement) -> str:
+    unit = "req/s" if m.side == "api" else "tps  "
+    p50 = "-" if m.p50_ms is None else f"{m.p50_ms:7.2f}"
+    p99 = "-" if m.p99_ms is None else f"{m.p99_ms:7.2f}"
+    line = (
+        f"  round {m.round}  {m.scenario:<18} {m.side:<8} {m.throughput:9.1f} {unit}"
+        f"  p50 {p50} ms  p99 {p99} ms  errors {m.errors}"
+    )
+    if m.cpu is not None:
+        line += f"  | {m.cpu.describe()}"
+    if m.error_detail:
+        line += f"\n    !!! {m.error_detail}"
+    return line
+
+
+def _server_log_problems(log_path: Path) -> list[str]:
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if "ERROR" in line or "Traceback" in line]
+
+
+def run(args: argparse.Namespace) -> int:
+    scenarios: list[Scenario] = args.scenario_list
+    url: str = args.database_url
+    database.database_name(url)
+    wrk = _tool("wrk", "install it (Debian: apt-get install wrk), or use bench/run")
+    pgbench = _tool("pgbench", "install PostgreSQL's client tools (Debian: postgresql-15)")
+    facts = asyncio.run(database.server_facts(database.maintenance_url(url)))
+    started = datetime.now(UTC)
+    run_id = secrets.token_hex(3)
+    pool_needed = args.connections + _CONNECTION_MARGIN
+    free = int(facts["max_connections"]) - int(facts["connections_in_use"])
+
+    _say("=" * 78)
+    _say(f"CDP API benchmark  run {run_id}  {started:%Y-%m-%d %H:%M:%S} UTC")
+    _say(
+        f"nproc: {_cpus()}  ({platform.processor() or platform.machine()}, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})"
+    )
+    _say(f"PostgreSQL: {facts['version']}")
+    _say(
+        f"  synchronous_commit={facts['synchronous_commit']}  "
+        f"max_connections={facts['max_connections']} ({facts['connections_in_use']} in use)"
+    )
+    _say(f"wrk: {_version([wrk, '--version'])}")
+    _say(f"pgbench: {_version([pgbench, '--version'])}")
+    _say(f"database: {url}")
+    _say(
+        f"scenarios: {', '.join(s.name for s in scenarios)}; rounds {args.rounds} x "
+        f"{args.duration}s; {args.connections} connections; {args.workers} API workers; "
+        f"baseline {args.baseline}"
+    )
+    _say("=" * 78)
+    if pool_needed > free:
+        _say(
+            f"warning: PostgreSQL has {free} free connections; the load needs about "
+            f"{pool_needed}. Expect connection errors (lower --connections?)."
+        )
+
+    measurements: list[Measurement] = []
+    problems: list[str] = []
+    interrupted = False
+    server_log_copy: Path | None = None
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    with tempfile.TemporaryDirectory(prefix="cdp-bench-") as tmp:
+        workdir = Path(tmp)
+        t0 = time.monotonic()
+        _say(f"setup: recreating the database, migrating, seeding {args.seed_customers} customers")
+        prepared = database.prepare(
+            url, seed_count=args.seed_customers, ids_file=workdir / "seeded_ids.txt"
+        )
+        first_id = prepared.ids_file.read_text().split("\n", 1)[0]
+        _say(f"setup: done in {time.monotonic() - t0:.1f}s (project {prepared.project_id})")
+
+        server = ApiServer(
+            database_url=url,
+            workers=args.workers,
+            connections=args.connections,
+            workdir=workdir,
+        )
+        try:
+            _say(
+                f"api: starting cdp serve on {server.base_url} ({args.workers} workers, "
+                f"pool {server.pool_size} + overflow {server.max_overflow} per worker)"
+            )
+            server.start()
+            _say("api: ready")
+            api_target = ApiTarget(
+                base_url=server.base_url,
+                api_key=prepared.api_key,
+                seed_count=prepared.seed_count,
+                ids_file=prepared.ids_file,
+                api_pid=server.pid,
+            )
+            pg_target = PgTarget(
+                database_url=url,
+                variables={
+                    "project": str(prepared.project_id),
+                    "keyid": str(prepared.key_id),
+                    "keyprefix": prepared.key_prefix,
+                    "seeds": str(prepared.seed_count),
+                    "full": "1" if args.baseline == "full" else "0",
+                    "prefix": "unset",
+                },
+                api_pid=server.pid,
+            )
+
+            healthy: list[Scenario] = []
+            for scenario in scenarios:
+                problem = _smoke(scenario, server, prepared, first_id, run_id)
+                if problem is None:
+                    healthy.append(scenario)
+                else:
+                    problems.append(f"smoke request failed, API not measured: {problem}")
+                    _say(f"!!! {problems[-1]}")
+
+            if args.warmup:
+                _say(f"warm-up: {args.warmup}s per scenario (not recorded)")
+                for scenario in healthy:
+                    warmup = run_wrk(
+                        scenario,
+                        api_target,
+                        wrk=wrk,
+                        duration=args.warmup,
+                        connections=args.connections,
+                        run_prefix=f"warm-{run_id}-{scenario.name}",
+                        round_number=0,
+                        workdir=workdir,
+                    )
+                    if warmup.errors:
+                        problems.append(
+                            f"warm-up {scenario.name}: {warmup.errors} errors "
+                            f"({warmup.error_detail})"
+                        )
+                        _say(f"!!! {problems[-1]}")
+
+            for round_number in range(1, args.rounds + 1):
+                _say(f"round {round_number}/{args.rounds}")
+                for scenario in scenarios:
+                    sides = ["api", "postgres"]
+                    # Alternate which side goes first, so neither always gets the warmer cache.
+                    if round_number % 2 == 0:
+                        sides.reverse()
+                    for side in sides:
+                        if side == "api":
+                            if scenario not in healthy:
+                                continue
+                            if not server.alive():
+                                raise ServerError(
+                                    "the API exited during the run\n" + server.log_tail()
+                                )
+                            measurement = run_wrk(
+                                scenario,
+                                api_target,
+                                wrk=wrk,
+                                duration=args.duration,
+                                connections=args.connections,
+                                run_prefix=f"api-{run_id}-{scenario.name}-r{round_number}",
+                                round_number=round_number,
+                                workdir=workdir,
+                            )
+                        else:
+                            pg_target.variables["prefix"] = f"pg-{run_id}-r{round_number}-"
+                            measurement = run_pgbench(
+                                scenario,
+                                pg_target,
+                                pgbench=pgbench,
+                                duration=args.duration,
+                                connections=args.connections,
+                                round_number=round_number,
+                                workdir=workdir,
+                            )
+                        measurements.append(measurement)
+                        _say(_describe(measurement))
+                        if measurement.errors:
+                            problems.append(
+                                f"round {round_number} {scenario.name} {side}: "
+                                f"{measurement.errors} errors ({measurement.error_detail})"
+                            )
+        except KeyboardInterrupt:
+            interrupted = True
+            _say("\ninterrupted: stopping the API and cleaning up")
+        finally:
+            server.stop()
+            log_problems = _server_log_problems(server.log_path)
+            if log_problems:
+                problems.append(
+                    f"the API logged {len(log_problems)} error lines, "
+                    f"first: {log_problems[0][:300]}"
+                )
+                RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+                server_log_copy = RESULTS_DIR / f"{stamp}-server.log"
+                shutil.copyfile(server.log_path, server_log_copy)
+
+    if interrupted:
+        problems.append("interrupted before the end: figures are partial")
+    summaries = report.summarize([s.name for s in scenarios], measurements)
+    meta: dict[str, Any] = {
+        "run_id": run_id,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "git_commit": _git_commit(),
+        "machine": {
+            "nproc": _cpus(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "postgresql": facts,
+        "wrk": _version([wrk, "--version"]),
+        "pgbench": _version([pgbench, "--version"]),
+        "config": {
+            "database": database.database_name(url),
+            "duration_s": args.duration,
+            "connections": args.connections,
+            "rounds": args.rounds,
+            "workers": args.workers,
+            "seed_customers": args.seed_customers,
+            "warmup_s": args.warmup,
+            "scenarios": [s.name for s in scenarios],
+            "baseline": args.baseline,
+            "pgbench_protocol": "prepared",
+        },
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    json_path = RESULTS_DIR / f"{stamp}.json"
+    report.write_json(
+        json_path, meta=meta, summaries=summaries, measurements=measurements, problems=problems
+    )
+
+    _say()
+    _say("Per round (cpu: whole-machine busy share; cores used by the API processes,")
+    _say("all PostgreSQL backends, and wrk/pgbench, sampled from /proc):")
+    _say(report.rounds_table(measurements) if measurements else "(no measurement)")
+    _say()
+    _say(
+        f"Medians over {args.rounds} round(s), {args.duration}s each, {args.connections} "
+        f"connections, nproc {_cpus()}, PostgreSQL {facts['server_version']}, "
+        f"baseline {args.baseline}:"
+    )
+    _say(report.summary_table(summaries))
+    _say("API/PG: API requests/s divided by PostgreSQL transactions/s of the same statements.")
+    _say(f"results: {json_path.relative_to(BENCH_DIR.parent)}")
+    if server_log_copy is not None:
+        _say(f"server log: {server_log_copy.relative_to(BENCH_DIR.parent)}")
+    if problems:
+        _say()
+        _say("!" * 78)
+        _say(f"!!! THIS RUN HAD {len(problems)} PROBLEM(S): its figures are not trustworthy")
+        for problem in problems:
+            _say(f"!!! - {problem}")
+        _say("!" * 78)
+    return 130 if interrupted else (1 if problems else 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    # A SIGTERM cleans up like a Ctrl-C does.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("\nbench: interrupted", file=sys.stderr)
+        return 130
+    except (BenchSetupError, ServerError, MeasurementError) as error:
+        print(f"\nbench: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
