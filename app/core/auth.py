@@ -30,6 +30,18 @@ class Scope(StrEnum):
 
 
 @dataclass(frozen=True)
+class ProjectSettings:
+    """The project settings every request needs, read with the API key in one query.
+
+    `rules_version` increases whenever the project's custom fields or blocklist change,
+    so caches of those (app/customers/rules.py) know when to reload.
+    """
+
+    default_phone_region: str | None
+    rules_version: int
+
+
+@dataclass(frozen=True)
 class Principal:
     """Who is calling: resolved from the API key on every request."""
 
@@ -38,6 +50,7 @@ class Principal:
     key_name: str
     scopes: frozenset[Scope]
     touchpoint: str
+    project: ProjectSettings
     allowed_touchpoints: frozenset[str] = frozenset()
 
     def has_scope(self, scope: Scope) -> bool:
@@ -56,6 +69,7 @@ class Actor:
     initiator: str
     key_id: uuid.UUID | None
     request_id: str | None
+    project: ProjectSettings
 
 
 @dataclass(frozen=True)

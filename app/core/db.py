@@ -1,10 +1,12 @@
 """The database: engine, sessions and the unit of work that owns each transaction."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Self, cast
 
-from sqlalchemy import MetaData, make_url
+from sqlalchemy import MetaData, Table, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -30,6 +32,11 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, for statements that skip the ORM on hot paths."""
+    return cast(Table, model.__table__)
 
 
 _ACCEPTED_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
@@ -95,6 +102,17 @@ class UnitOfWork:
         if self._session is None:
             raise RuntimeError("UnitOfWork.session used outside `async with uow:`")
         return self._session
+
+    @asynccontextmanager
+    async def read_only(self) -> AsyncIterator[AsyncSession]:
+        """A session without a transaction (autocommit): for reads of one statement each.
+
+        Saves the BEGIN and COMMIT round trips; each statement sees its own snapshot, so
+        a read that must be consistent across tables has to be a single statement.
+        """
+        async with self._sessions() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield session
 
     async def __aenter__(self) -> Self:
         if self._session is not None:

@@ -1,4 +1,8 @@
-"""FastAPI dependencies shared by every domain router: settings, database, unit of work."""
+"""FastAPI dependencies shared by every domain router: settings, database, unit of work.
+
+All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, which costs
+more than the work they do.
+"""
 
 from typing import Annotated
 
@@ -9,22 +13,22 @@ from app.core.rate_limit import RateLimiter
 from app.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
 
-def get_unit_of_work(database: Annotated[Database, Depends(get_database)]) -> UnitOfWork:
+async def get_unit_of_work(database: Annotated[Database, Depends(get_database)]) -> UnitOfWork:
     return UnitOfWork(database.sessions)
 
 

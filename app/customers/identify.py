@@ -41,10 +41,9 @@ from app.customers.schemas import (
     IgnoredIdentifier,
     OnConflict,
 )
-from app.customers.views import CustomerView, surviving_customer, view_of
+from app.customers.views import CustomerView, surviving_id, views_of
 from app.identity import kinds
 from app.identity import service as identity
-from app.identity.models import CustomerIdentifier
 from app.identity.service import IdentifierRef
 
 MAX_ATTEMPTS = 3
@@ -142,7 +141,9 @@ async def _read_request(
     *,
     allow_customer_id: bool,
 ) -> _Request:
-    rules = await load_rules(session, actor.project_id, default_phone_region=default_phone_region)
+    rules = await load_rules(
+        session, actor.project_id, actor.project, default_phone_region=default_phone_region
+    )
     reader = IdentifierReader(rules)
     wanted = _read_identifiers(reader, body.identifiers)
     profile = read_profile(body.profile, rules, reader.errors, pointer="/profile")
@@ -205,13 +206,13 @@ async def _create(session: AsyncSession, actor: Actor, request: _Request) -> Ide
         updated_at=now,
     )
     profile_changes = apply_profile(customer, request.profile)
-    await repository.add_customer(session, customer)
+    await repository.insert_customer(session, customer)
     await identity.attach(session, customer.id, request.refs, actor=actor)
     changes = [_change("create", c) for c in profile_changes] + [
         Change("identifier_added", ref.kind, None, ref.value) for ref in request.refs
     ]
     await append_changes(session, customer.id, changes, actor=actor)
-    view = await view_of(session, customer)
+    view = CustomerView.from_customer(customer, request.refs, merged_ids=[])
     return IdentifyOutcome("created", [], [], request.ignored, view)
 
 
@@ -231,10 +232,7 @@ async def _identify(
         return await _create(session, actor, request)
 
     customers = await repository.lock_customers(session, project_id, sorted(matches))
-    if any(c.status != "active" for c in customers) or owners != await identity.owners_of(
-        session, project_id, request.refs
-    ):
-        raise _ResolutionChanged
+    held = await _held_after_lock(session, project_id, customers, owners)
     target = min(customers, key=lambda c: (_strength(matches[c.id]), c.created_at, c.id))
     others = [c for c in customers if c.id != target.id]
     if others and on_conflict == "reject":
@@ -246,7 +244,7 @@ async def _identify(
         )
 
     changes = _Changes()
-    moved = await _attach_wanted(session, actor, target, request, owners, others, changes)
+    moved = await _attach_wanted(session, actor, target, request, owners, held, changes)
     for change in apply_profile(target, request.profile):
         changes.add(target.id, _change("update", change))
     await _bump_and_record(session, actor, [target, *others], changes)
@@ -259,7 +257,28 @@ async def _identify(
         if moved
         else ("updated" if changes.by_customer.get(target.id) else "unchanged")
     )
-    return IdentifyOutcome(result, matched_by, [], request.ignored, await view_of(session, target))
+    view = CustomerView.from_customer(target, held.identifiers[target.id], held.merged[target.id])
+    return IdentifyOutcome(result, matched_by, [], request.ignored, view)
+
+
+async def _held_after_lock(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    customers: list[Customer],
+    owners: dict[IdentifierRef, uuid.UUID],
+) -> "_Held":
+    """What the locked customers hold now; start over if a merge or move slipped in before
+    the locks (owners were read under the identifier locks, but not yet the row locks)."""
+    views = await views_of(session, project_id, [c.id for c in customers])
+    if any(c.status != "active" for c in customers):
+        raise _ResolutionChanged
+    for ref, owner in owners.items():
+        if ref not in views[owner].identifiers:
+            raise _ResolutionChanged
+    return _Held(
+        {cid: list(v.identifiers) for cid, v in views.items()},
+        {cid: v.merged_ids for cid, v in views.items()},
+    )
 
 
 async def _matches(
@@ -271,8 +290,8 @@ async def _matches(
     """Which customer each match points at, and by which identifier kinds."""
     matches: dict[uuid.UUID, list[str]] = defaultdict(list)
     if customer_id is not None:
-        survivor = await surviving_customer(session, project_id, customer_id)
-        matches[survivor.id].append(kinds.CUSTOMER_ID)
+        survivor = await surviving_id(session, project_id, customer_id)
+        matches[survivor].append(kinds.CUSTOMER_ID)
     for ref, owner in owners.items():
         matches[owner].append(ref.kind)
     return matches
@@ -300,21 +319,26 @@ def _conflicting(
     )
 
 
+@dataclass(frozen=True)
+class _Held:
+    """Identifiers (kept current as this use case changes them) and merged ids per customer."""
+
+    identifiers: dict[uuid.UUID, list[IdentifierRef]]
+    merged: dict[uuid.UUID, list[uuid.UUID]]
+
+
 async def _attach_wanted(
     session: AsyncSession,
     actor: Actor,
     target: Customer,
     request: _Request,
     owners: dict[IdentifierRef, uuid.UUID],
-    others: list[Customer],
+    held: _Held,
     changes: _Changes,
 ) -> bool:
     """Give the target every requested identifier; returns whether any was moved from another."""
-    held = await identity.identifiers_by_customer(
-        session, actor.project_id, [target.id, *(c.id for c in others)]
-    )
     _refuse_emptying(owners, held, target)
-    target_refs = [IdentifierRef(i.kind, i.value) for i in held[target.id]]
+    target_refs = held.identifiers[target.id]
     new_refs: list[IdentifierRef] = []
     moved = False
     for ref in request.refs:
@@ -322,11 +346,13 @@ async def _attach_wanted(
         if owner == target.id:
             continue
         await _replace_single_valued(session, actor, target.id, target_refs, ref, changes)
+        target_refs.append(ref)
         if owner is None:
             new_refs.append(ref)
             changes.add(target.id, Change("identifier_added", ref.kind, None, ref.value))
             continue
         await identity.move(session, ref, from_customer=owner, to_customer=target.id, actor=actor)
+        held.identifiers[owner].remove(ref)
         changes.add(owner, Change("identifier_moved_out", ref.kind, ref.value, None))
         changes.add(target.id, Change("identifier_moved_in", ref.kind, None, ref.value))
         moved = True
@@ -334,13 +360,9 @@ async def _attach_wanted(
     return moved
 
 
-def _refuse_emptying(
-    owners: dict[IdentifierRef, uuid.UUID],
-    held: dict[uuid.UUID, list[CustomerIdentifier]],
-    target: Customer,
-) -> None:
+def _refuse_emptying(owners: dict[IdentifierRef, uuid.UUID], held: _Held, target: Customer) -> None:
     """Every customer keeps at least one identifier: a reassign may not take the last."""
-    for customer_id, identifiers in held.items():
+    for customer_id, identifiers in held.identifiers.items():
         if customer_id == target.id:
             continue
         moving = [ref for ref, owner in owners.items() if owner == customer_id]

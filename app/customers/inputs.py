@@ -5,6 +5,7 @@ use case writes anything.
 """
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -13,6 +14,7 @@ from typing import Any
 from pydantic import JsonValue
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.auth import ProjectSettings
 from app.core.errors import FieldError, InvalidInput
 from app.core.problems import json_pointer
 from app.customers.models import Customer
@@ -29,7 +31,6 @@ from app.identity.normalize import (
     normalize_phone,
 )
 from app.identity.service import IdentifierRef
-from app.projects import service as projects_service
 
 PROFILE_FIELDS = (
     "first_name",
@@ -55,14 +56,58 @@ class ProjectRules:
         return unique_id_keys(self.fields)
 
 
+@dataclass(frozen=True)
+class _CachedRules:
+    version: int
+    blocklist: Blocklist
+    fields: FieldDefinitions
+
+
+class RulesCache:
+    """Each project's blocklist and custom field definitions, per process.
+
+    Every request already knows its project's `rules_version` (read with the API key), and
+    every change to fields or the blocklist bumps it in the same transaction, so an entry
+    is reused exactly while it is current: no TTL, no stale reads across workers.
+    """
+
+    def __init__(self, max_projects: int = 1024) -> None:
+        self._entries: OrderedDict[uuid.UUID, _CachedRules] = OrderedDict()
+        self._max_projects = max_projects
+
+    async def rules(
+        self, session: AsyncSession, project_id: uuid.UUID, version: int
+    ) -> _CachedRules:
+        cached = self._entries.get(project_id)
+        if cached is not None and cached.version >= version:
+            self._entries.move_to_end(project_id)
+            return cached
+        loaded = _CachedRules(
+            version=version,
+            blocklist=await load_blocklist(session, project_id),
+            fields=await fields_service.definitions_for(session, project_id),
+        )
+        self._entries[project_id] = loaded
+        if len(self._entries) > self._max_projects:
+            self._entries.popitem(last=False)
+        return loaded
+
+
+_rules_cache = RulesCache()
+
+
 async def load_rules(
-    session: AsyncSession, project_id: uuid.UUID, *, default_phone_region: str
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    project: ProjectSettings,
+    *,
+    default_phone_region: str,
 ) -> ProjectRules:
-    region = await projects_service.phone_region_of(session, project_id)
+    cached = await _rules_cache.rules(session, project_id, project.rules_version)
     return ProjectRules(
-        phone_region=region or default_phone_region,
-        blocklist=await load_blocklist(session, project_id),
-        fields=await fields_service.definitions_for(session, project_id),
+        phone_region=project.default_phone_region or default_phone_region,
+        blocklist=cached.blocklist,
+        fields=cached.fields,
     )
 
 

@@ -7,35 +7,34 @@ from app.identity import kinds
 
 
 def customer_read(view: CustomerView) -> CustomerRead:
-    customer = view.customer
     identifiers = IdentifiersRead(email=None, phone=None, discount_cards=[], external={})
-    for row in view.identifiers:
-        if row.kind == kinds.EMAIL:
-            identifiers.email = row.value
-        elif row.kind == kinds.PHONE:
-            identifiers.phone = row.value
-        elif row.kind == kinds.DISCOUNT_CARD:
-            identifiers.discount_cards.append(row.value)
-        elif kinds.is_external(row.kind):
-            identifiers.external[kinds.external_field(row.kind)] = row.value
+    for ref in view.identifiers:
+        if ref.kind == kinds.EMAIL:
+            identifiers.email = ref.value
+        elif ref.kind == kinds.PHONE:
+            identifiers.phone = ref.value
+        elif ref.kind == kinds.DISCOUNT_CARD:
+            identifiers.discount_cards.append(ref.value)
+        elif kinds.is_external(ref.kind):
+            identifiers.external[kinds.external_field(ref.kind)] = ref.value
     return CustomerRead(
-        id=customer.id,
-        status=customer.status,
-        version=customer.version,
+        id=view.id,
+        status=view.status,
+        version=view.version,
         identifiers=identifiers,
         profile=ProfileRead(
-            first_name=customer.first_name,
-            last_name=customer.last_name,
-            middle_name=customer.middle_name,
-            birth_date=customer.birth_date,
-            gender=customer.gender,
-            area=customer.area,
-            time_zone=customer.time_zone,
-            custom_fields=customer.custom_fields or {},
+            first_name=view.first_name,
+            last_name=view.last_name,
+            middle_name=view.middle_name,
+            birth_date=view.birth_date,
+            gender=view.gender,
+            area=view.area,
+            time_zone=view.time_zone,
+            custom_fields=view.custom_fields,
         ),
         merged_ids=view.merged_ids,
-        created_at=customer.created_at,
-        updated_at=customer.updated_at,
+        created_at=view.created_at,
+        updated_at=view.updated_at,
     )
 
 

@@ -1,27 +1,102 @@
-"""All SQL of the customers table."""
+"""All SQL of the customers table.
+
+The view query also reads `customer_identifiers` (identity's table) in the same
+statement: a customer and its identifiers must come from one snapshot, in one round
+trip. It is the one read that crosses the domain line; writes to identifiers go through
+the identity service.
+"""
 
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from app.core.db import table_of
 from app.customers.models import Customer
+from app.identity.models import CustomerIdentifier
+
+_merged = aliased(Customer)
 
 
-async def add_customer(session: AsyncSession, customer: Customer) -> Customer:
-    """Every column is set by the caller, so the insert needs no round trip back."""
-    session.add(customer)
-    await session.flush()
-    return customer
+def _view_select() -> Select[Any]:
+    identifiers_of_customer = CustomerIdentifier.customer_id == Customer.id
+    kinds = (
+        select(func.array_agg(aggregate_order_by(CustomerIdentifier.kind, CustomerIdentifier.id)))
+        .where(identifiers_of_customer)
+        .scalar_subquery()
+    )
+    values = (
+        select(func.array_agg(aggregate_order_by(CustomerIdentifier.value, CustomerIdentifier.id)))
+        .where(identifiers_of_customer)
+        .scalar_subquery()
+    )
+    merged_ids = (
+        select(func.array_agg(aggregate_order_by(_merged.id, _merged.id)))
+        .where(_merged.merged_into == Customer.id)
+        .scalar_subquery()
+    )
+    return select(
+        *Customer.__table__.columns,
+        kinds.label("identifier_kinds"),
+        values.label("identifier_values"),
+        merged_ids.label("merged_ids"),
+    )
 
 
-async def get_customer(
-    session: AsyncSession, project_id: uuid.UUID, customer_id: uuid.UUID
-) -> Customer | None:
-    query = select(Customer).where(Customer.project_id == project_id, Customer.id == customer_id)
-    return (await session.scalars(query)).one_or_none()
+_VIEWS_BY_ID = _view_select().where(
+    Customer.project_id == bindparam("project_id"),
+    Customer.id.in_(bindparam("ids", expanding=True)),
+)
+
+
+async def view_rows(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> list[Row[Any]]:
+    if not customer_ids:
+        return []
+    result = await session.execute(
+        _VIEWS_BY_ID, {"project_id": project_id, "ids": list(customer_ids)}
+    )
+    return list(result)
+
+
+async def list_view_rows(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    *,
+    after_id: uuid.UUID | None,
+    limit: int,
+    status: str,
+    updated_since: datetime | None,
+    created_since: datetime | None,
+) -> list[Row[Any]]:
+    query = (
+        _view_select()
+        .where(Customer.project_id == project_id, Customer.status == status)
+        .order_by(Customer.id)
+        .limit(limit)
+    )
+    if after_id is not None:
+        query = query.where(Customer.id > after_id)
+    if updated_since is not None:
+        query = query.where(Customer.updated_at >= updated_since)
+    if created_since is not None:
+        query = query.where(Customer.created_at >= created_since)
+    return list(await session.execute(query))
+
+
+_INSERT_CUSTOMER = insert(table_of(Customer))
+
+
+async def insert_customer(session: AsyncSession, customer: Customer) -> None:
+    """A Core insert of a fully built row: no ORM flush, no round trip back."""
+    values = {column.key: getattr(customer, column.key) for column in Customer.__table__.columns}
+    await session.execute(_INSERT_CUSTOMER, values)
 
 
 async def lock_customers(
@@ -39,43 +114,12 @@ async def lock_customers(
     return list(await session.scalars(query))
 
 
-async def list_customers(
-    session: AsyncSession,
-    project_id: uuid.UUID,
-    *,
-    after_id: uuid.UUID | None,
-    limit: int,
-    status: str,
-    updated_since: datetime | None,
-    created_since: datetime | None,
-) -> list[Customer]:
-    query = (
-        select(Customer)
-        .where(Customer.project_id == project_id, Customer.status == status)
-        .order_by(Customer.id)
-        .limit(limit)
+async def status_of(
+    session: AsyncSession, project_id: uuid.UUID, customer_id: uuid.UUID
+) -> tuple[str, uuid.UUID | None] | None:
+    """(status, merged_into) of one customer: enough to follow a merge chain."""
+    query = select(Customer.status, Customer.merged_into).where(
+        Customer.project_id == project_id, Customer.id == customer_id
     )
-    if after_id is not None:
-        query = query.where(Customer.id > after_id)
-    if updated_since is not None:
-        query = query.where(Customer.updated_at >= updated_since)
-    if created_since is not None:
-        query = query.where(Customer.created_at >= created_since)
-    return list(await session.scalars(query))
-
-
-async def merged_ids_of(
-    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[uuid.UUID]]:
-    """The tombstones pointing at each customer."""
-    grouped: dict[uuid.UUID, list[uuid.UUID]] = {cid: [] for cid in customer_ids}
-    if not customer_ids:
-        return grouped
-    query = (
-        select(Customer.id, Customer.merged_into)
-        .where(Customer.project_id == project_id, Customer.merged_into.in_(customer_ids))
-        .order_by(Customer.id)
-    )
-    for row in await session.execute(query):
-        grouped[row.merged_into].append(row.id)
-    return grouped
+    row = (await session.execute(query)).first()
+    return (row.status, row.merged_into) if row is not None else None

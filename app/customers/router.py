@@ -50,7 +50,7 @@ LOOKUP_PARAMETERS = {
 
 
 def _etag(view: CustomerView) -> str:
-    return f'"{view.customer.version}"'
+    return f'"{view.version}"'
 
 
 @router.post(
@@ -70,7 +70,7 @@ async def customers_create(
     outcome = await identify.create_customer(
         uow, actor, body, default_phone_region=settings.default_phone_region
     )
-    response.headers["Location"] = f"/v1/customers/{outcome.view.customer.id}"
+    response.headers["Location"] = f"/v1/customers/{outcome.view.id}"
     response.headers["ETag"] = _etag(outcome.view)
     return identify_response(outcome)
 
@@ -114,7 +114,11 @@ async def customers_lookup(
     """Find the customer owning one identifier: email, phone, discount_card or external.<field>."""
     query = _lookup_query(request)
     view = await service.lookup_customer(
-        uow, principal.project_id, query, default_phone_region=settings.default_phone_region
+        uow,
+        principal.project_id,
+        principal.project,
+        query,
+        default_phone_region=settings.default_phone_region,
     )
     response.headers["ETag"] = _etag(view)
     return customer_read(view)
@@ -210,7 +214,7 @@ async def customers_list(
         updated_since=updated_since,
         created_since=created_since,
     )
-    items, next_cursor = split_page(views, limit, lambda v: [str(v.customer.id)])
+    items, next_cursor = split_page(views, limit, lambda v: [str(v.id)])
     return Page(items=[customer_read(v) for v in items], next_cursor=next_cursor)
 
 

@@ -1,4 +1,8 @@
-"""Reading customers: by id, by identifier, as a list, and their two histories."""
+"""Reading customers: by id, by identifier, as a list, and their two histories.
+
+Reads run without a transaction (`uow.read_only()`): each is one statement, or a chain
+of statements where each step only needs the previous one's answer.
+"""
 
 import uuid
 from dataclasses import dataclass
@@ -6,12 +10,13 @@ from datetime import datetime
 
 from app.changelog import service as changelog
 from app.changelog.models import ProfileChange
+from app.core.auth import ProjectSettings
 from app.core.db import UnitOfWork
 from app.core.errors import FieldError, InvalidInput, NotFound
 from app.customers import repository
 from app.customers.inputs import IdentifierReader, load_rules
 from app.customers.schemas import CustomerStatus
-from app.customers.views import CustomerView, surviving_customer, view_of, views_of
+from app.customers.views import CustomerView, surviving_view
 from app.identity import kinds
 from app.identity import service as identity
 from app.identity.models import IdentifierHistory
@@ -21,15 +26,14 @@ async def get_customer(
     uow: UnitOfWork, project_id: uuid.UUID, customer_id: uuid.UUID
 ) -> CustomerView:
     """A merged id answers with its survivor."""
-    async with uow:
-        customer = await surviving_customer(uow.session, project_id, customer_id)
-        return await view_of(uow.session, customer)
+    async with uow.read_only() as session:
+        return await surviving_view(session, project_id, customer_id)
 
 
 @dataclass(frozen=True)
 class LookupQuery:
-    """One identifier, as the caller spelled it: `kind` is email, phone, discount_card or
-    external:<field>; `parameter` is the query parameter it came from (for error pointers)."""
+    """One identifier as the caller spelled it: `kind` is email, phone, discount_card or
+    external:<field>; `parameter` is the query parameter it came from (for pointers)."""
 
     kind: str
     raw_value: str
@@ -37,33 +41,39 @@ class LookupQuery:
 
 
 async def lookup_customer(
-    uow: UnitOfWork, project_id: uuid.UUID, query: LookupQuery, *, default_phone_region: str
+    uow: UnitOfWork,
+    project_id: uuid.UUID,
+    project: ProjectSettings,
+    query: LookupQuery,
+    *,
+    default_phone_region: str,
 ) -> CustomerView:
     """The customer owning an identifier, normalised exactly as writes normalise it."""
-    async with uow:
-        session = uow.session
-        rules = await load_rules(session, project_id, default_phone_region=default_phone_region)
+    async with uow.read_only() as session:
+        rules = await load_rules(
+            session, project_id, project, default_phone_region=default_phone_region
+        )
         reader = IdentifierReader(rules)
         pointer = "/" + query.parameter
         if kinds.is_external(query.kind):
-            wanted = reader.read_external(
-                kinds.external_field(query.kind), query.raw_value, pointer
-            )
+            field_key = kinds.external_field(query.kind)
+            wanted = reader.read_external(field_key, query.raw_value, pointer)
         else:
             wanted = reader.read(query.kind, query.raw_value, pointer)
         if reader.errors:
-            errors = [
-                FieldError(location="query", pointer=e.pointer, message=e.message)
-                for e in reader.errors
-            ]
-            raise InvalidInput("The identifier is not valid.", errors=errors)
+            raise InvalidInput(
+                "The identifier is not valid.",
+                errors=[
+                    FieldError(location="query", pointer=e.pointer, message=e.message)
+                    for e in reader.errors
+                ],
+            )
         if wanted is None:  # blocklisted: never identifies anyone
             raise NotFound("No customer has this identifier.")
         owners = await identity.owners_of(session, project_id, [wanted.ref])
         if wanted.ref not in owners:
             raise NotFound("No customer has this identifier.")
-        customer = await surviving_customer(session, project_id, owners[wanted.ref])
-        return await view_of(session, customer)
+        return await surviving_view(session, project_id, owners[wanted.ref])
 
 
 async def list_customers(
@@ -76,9 +86,9 @@ async def list_customers(
     updated_since: datetime | None,
     created_since: datetime | None,
 ) -> list[CustomerView]:
-    async with uow:
-        customers = await repository.list_customers(
-            uow.session,
+    async with uow.read_only() as session:
+        rows = await repository.list_view_rows(
+            session,
             project_id,
             after_id=after_id,
             limit=limit,
@@ -86,7 +96,7 @@ async def list_customers(
             updated_since=updated_since,
             created_since=created_since,
         )
-        return await views_of(uow.session, project_id, customers)
+        return [CustomerView.from_row(row) for row in rows]
 
 
 async def identifier_history(
@@ -98,11 +108,10 @@ async def identifier_history(
     limit: int,
 ) -> list[IdentifierHistory]:
     """The ID changelog, newest first, including customers merged into this one."""
-    async with uow:
-        ids = await _with_merged(uow, project_id, customer_id)
-        return await identity.history(
-            uow.session, project_id, ids, before_id=before_id, limit=limit
-        )
+    async with uow.read_only() as session:
+        view = await surviving_view(session, project_id, customer_id)
+        ids = [view.id, *view.merged_ids]
+        return await identity.history(session, project_id, ids, before_id=before_id, limit=limit)
 
 
 async def profile_changelog(
@@ -114,17 +123,9 @@ async def profile_changelog(
     limit: int,
 ) -> list[ProfileChange]:
     """Every change to the profile, newest first, including customers merged into this one."""
-    async with uow:
-        ids = await _with_merged(uow, project_id, customer_id)
+    async with uow.read_only() as session:
+        view = await surviving_view(session, project_id, customer_id)
+        ids = [view.id, *view.merged_ids]
         return await changelog.list_changes(
-            uow.session, project_id, ids, before_id=before_id, limit=limit
+            session, project_id, ids, before_id=before_id, limit=limit
         )
-
-
-async def _with_merged(
-    uow: UnitOfWork, project_id: uuid.UUID, customer_id: uuid.UUID
-) -> list[uuid.UUID]:
-    """The survivor's id and the ids merged into it: their histories are one history."""
-    customer = await surviving_customer(uow.session, project_id, customer_id)
-    merged = await repository.merged_ids_of(uow.session, project_id, [customer.id])
-    return [customer.id, *merged[customer.id]]

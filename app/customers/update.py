@@ -22,7 +22,7 @@ from app.customers.inputs import (
 )
 from app.customers.models import Customer
 from app.customers.schemas import CustomerPatch, IdentifiersPatch, ProfileIn
-from app.customers.views import CustomerView, surviving_customer, view_of
+from app.customers.views import CustomerView, surviving_id, views_of
 from app.identity import kinds
 from app.identity import service as identity
 from app.identity.service import IdentifierRef
@@ -54,7 +54,7 @@ async def update_customer(
     async with uow:
         session = uow.session
         rules = await load_rules(
-            session, actor.project_id, default_phone_region=default_phone_region
+            session, actor.project_id, actor.project, default_phone_region=default_phone_region
         )
         reader = IdentifierReader(rules)
         edits = _read_edits(reader, patch.identifiers)
@@ -63,16 +63,18 @@ async def update_customer(
         )
         raise_if_invalid(reader.errors)
 
-        survivor = await surviving_customer(session, actor.project_id, customer_id)
+        survivor = await surviving_id(session, actor.project_id, customer_id)
         refs = [w.ref for w in edits.wanted]
-        await identity.lock_identities(session, actor.project_id, refs, [survivor.id])
-        [customer] = await repository.lock_customers(session, actor.project_id, [survivor.id])
+        await identity.lock_identities(session, actor.project_id, refs, [survivor])
+        [customer] = await repository.lock_customers(session, actor.project_id, [survivor])
         if if_match is not None and customer.version != if_match:
             raise PreconditionFailed(
                 f"The customer is at version {customer.version}, not {if_match}; "
                 "read it again and reapply the change."
             )
-        changes = await _apply_identifier_edits(session, actor, customer, edits)
+        current = (await views_of(session, actor.project_id, [customer.id]))[customer.id]
+        held = list(current.identifiers)
+        changes = await _apply_identifier_edits(session, actor, customer, held, edits)
         changes += [
             Change("update", c.field, c.old_value, c.new_value)
             for c in apply_profile(customer, profile)
@@ -82,7 +84,7 @@ async def update_customer(
             customer.updated_at = datetime.now(UTC)
             await append_changes(session, customer.id, changes, actor=actor)
             await session.flush()
-        return await view_of(session, customer)
+        return CustomerView.from_customer(customer, held, current.merged_ids)
 
 
 def _read_edits(reader: IdentifierReader, patch: IdentifiersPatch | None) -> _IdentifierEdits:
@@ -138,12 +140,16 @@ def _read_strict(
 
 
 async def _apply_identifier_edits(
-    session: AsyncSession, actor: Actor, customer: Customer, edits: _IdentifierEdits
+    session: AsyncSession,
+    actor: Actor,
+    customer: Customer,
+    held: list[IdentifierRef],
+    edits: _IdentifierEdits,
 ) -> list[Change]:
-    held_rows = await identity.identifiers_by_customer(session, actor.project_id, [customer.id])
-    held = {IdentifierRef(i.kind, i.value) for i in held_rows[customer.id]}
-    removals, additions, replaced = _plan(held, edits)
-    if not (held - set(removals)) | {w.ref for w in additions}:
+    """Apply the edits; `held` is updated in place to what the customer holds afterwards."""
+    removals, additions, replaced = _plan(set(held), edits)
+    remaining = [ref for ref in held if ref not in removals] + [w.ref for w in additions]
+    if not remaining:
         raise InvalidInput(
             "A customer must keep at least one identifier.",
             errors=[FieldError(pointer="/identifiers", message="Would remove the last identifier")],
@@ -162,6 +168,7 @@ async def _apply_identifier_edits(
         for w in additions
         if not (kinds.is_single_valued(w.ref.kind) and w.ref.value in replacements)
     ]
+    held[:] = remaining
     return changes
 
 

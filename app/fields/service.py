@@ -9,6 +9,7 @@ from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.fields import repository
 from app.fields.models import CustomField
 from app.fields.values import FieldDefinition, FieldDefinitions, FieldEntity, FieldType
+from app.projects import service as projects_service
 
 # Keys that would be ambiguous next to built-in profile fields and identifier kinds.
 RESERVED_KEYS = frozenset(
@@ -72,7 +73,9 @@ async def create_field(
             enum_values=enum_values,
             max_length=max_length,
         )
-        return await repository.add_field(session, field)
+        added = await repository.add_field(session, field)
+        await projects_service.bump_rules_version(session, project_id)
+        return added
 
 
 def _definition_errors(

@@ -17,6 +17,7 @@ from app.core.db import UnitOfWork
 from app.core.errors import FieldError, InvalidInput, NotFound
 from app.identity import kinds, repository
 from app.identity.models import BlockedIdentifier
+from app.projects import service as projects_service
 
 RuleSource = Literal["default", "project"]
 MAX_PATTERN_LENGTH = 200
@@ -116,6 +117,7 @@ async def add_rule(
             uow.session,
             BlockedIdentifier(project_id=project_id, kind=kind, pattern=pattern, is_regex=is_regex),
         )
+        await projects_service.bump_rules_version(uow.session, project_id)
         return _project_rules([row])[0]
 
 
@@ -133,3 +135,4 @@ async def remove_rule(uow: UnitOfWork, project_id: uuid.UUID, rule_id: uuid.UUID
     async with uow:
         if not await repository.delete_blocked(uow.session, project_id, rule_id):
             raise NotFound(f"No blocklist entry {rule_id}.")
+        await projects_service.bump_rules_version(uow.session, project_id)

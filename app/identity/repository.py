@@ -4,11 +4,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text, tuple_, update
+from sqlalchemy import Text, Uuid, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import BigInteger
 
+from app.core.db import table_of
 from app.identity.models import BlockedIdentifier, CustomerIdentifier, IdentifierHistory
 
 # unnest() yields the keys in array order, so locks are taken in the order given.
@@ -22,18 +23,32 @@ async def advisory_lock(session: AsyncSession, keys: Sequence[int]) -> None:
         await session.execute(_LOCK_KEYS, {"keys": list(keys)})
 
 
+# One static statement for any number of pairs (no per-size recompilation).
+_OWNERS = text(
+    "SELECT i.kind, i.value, i.customer_id FROM customer_identifiers i "
+    "JOIN unnest(:kinds, :values) AS wanted(kind, value) "
+    "ON i.kind = wanted.kind AND i.value = wanted.value "
+    "WHERE i.project_id = :project_id"
+).bindparams(
+    bindparam("kinds", type_=ARRAY(Text)),
+    bindparam("values", type_=ARRAY(Text)),
+    bindparam("project_id", type_=Uuid),
+)
+
+
 async def find_owners(
     session: AsyncSession, project_id: uuid.UUID, pairs: Sequence[tuple[str, str]]
 ) -> list[tuple[str, str, uuid.UUID]]:
     if not pairs:
         return []
-    query = select(
-        CustomerIdentifier.kind, CustomerIdentifier.value, CustomerIdentifier.customer_id
-    ).where(
-        CustomerIdentifier.project_id == project_id,
-        tuple_(CustomerIdentifier.kind, CustomerIdentifier.value).in_(list(pairs)),
-    )
-    return [(row.kind, row.value, row.customer_id) for row in await session.execute(query)]
+    parameters = {
+        "project_id": project_id,
+        "kinds": [kind for kind, _ in pairs],
+        "values": [value for _, value in pairs],
+    }
+    return [
+        (row.kind, row.value, row.customer_id) for row in await session.execute(_OWNERS, parameters)
+    ]
 
 
 async def identifiers_of(
@@ -52,19 +67,26 @@ async def identifiers_of(
     return list(await session.scalars(query))
 
 
+_identifiers = table_of(CustomerIdentifier)
+_history = table_of(IdentifierHistory)
+# Core (table) statements: the ORM's bulk machinery costs more than the insert itself.
+_INSERT_IDENTIFIERS = insert(_identifiers)
+_INSERT_HISTORY = insert(_history)
+
+
 async def insert_identifiers(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(CustomerIdentifier), list(rows))
+        await session.execute(_INSERT_IDENTIFIERS, list(rows))
 
 
 async def delete_identifier(
     session: AsyncSession, project_id: uuid.UUID, kind: str, value: str
 ) -> None:
     await session.execute(
-        delete(CustomerIdentifier).where(
-            CustomerIdentifier.project_id == project_id,
-            CustomerIdentifier.kind == kind,
-            CustomerIdentifier.value == value,
+        delete(_identifiers).where(
+            _identifiers.c.project_id == project_id,
+            _identifiers.c.kind == kind,
+            _identifiers.c.value == value,
         )
     )
 
@@ -73,11 +95,11 @@ async def reassign_identifier(
     session: AsyncSession, project_id: uuid.UUID, kind: str, value: str, customer_id: uuid.UUID
 ) -> None:
     await session.execute(
-        update(CustomerIdentifier)
+        update(_identifiers)
         .where(
-            CustomerIdentifier.project_id == project_id,
-            CustomerIdentifier.kind == kind,
-            CustomerIdentifier.value == value,
+            _identifiers.c.project_id == project_id,
+            _identifiers.c.kind == kind,
+            _identifiers.c.value == value,
         )
         .values(customer_id=customer_id)
     )
@@ -85,7 +107,7 @@ async def reassign_identifier(
 
 async def insert_history(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(IdentifierHistory), list(rows))
+        await session.execute(_INSERT_HISTORY, list(rows))
 
 
 async def list_history(

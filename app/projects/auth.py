@@ -74,6 +74,7 @@ def require_actor(scope: Scope) -> Callable[..., Awaitable[Actor]]:
             initiator=principal.key_name,
             key_id=principal.key_id,
             request_id=current_request_id(),
+            project=principal.project,
         )
 
     return actor_with_scope

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import auth
-from app.core.auth import Principal, Scope
+from app.core.auth import Principal, ProjectSettings, Scope
 from app.core.db import UnitOfWork
 from app.core.errors import Conflict, NotFound, Unauthenticated
 from app.projects import repository
@@ -68,12 +68,6 @@ async def _existing_project(session: AsyncSession, project_id: uuid.UUID) -> Pro
     if project is None:
         raise NotFound(f"No project {project_id}.")
     return project
-
-
-async def phone_region_of(session: AsyncSession, project_id: uuid.UUID) -> str | None:
-    """The project's default phone region, read inside the caller's transaction."""
-    project = await repository.get_project(session, project_id)
-    return project.default_phone_region if project is not None else None
 
 
 async def list_projects(
@@ -189,27 +183,36 @@ async def authenticate(uow: UnitOfWork, token: str) -> Principal:
     if parts is None:
         raise Unauthenticated("The API key is malformed; expected cdp_<prefix>_<secret>.")
     prefix, secret = parts
-    async with uow:
-        key = await repository.get_api_key_by_prefix(uow.session, prefix)
-        # Hash even for unknown prefixes so timing does not reveal which prefixes exist.
-        stored_hash = key.secret_hash if key is not None else b"\0" * 32
-        if not auth.secret_matches(secret, stored_hash) or key is None:
-            raise Unauthenticated("The API key is not valid.")
-        now = datetime.now(UTC)
-        if key.revoked_at is not None:
-            raise Unauthenticated("The API key has been revoked.")
-        if key.expires_at is not None and key.expires_at <= now:
-            raise Unauthenticated("The API key has expired.")
-        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+    async with uow.read_only() as session:
+        key = await repository.key_with_project(session, prefix)
+    # Hash even for unknown prefixes so timing does not reveal which prefixes exist.
+    stored_hash = key.secret_hash if key is not None else b"\0" * 32
+    if not auth.secret_matches(secret, stored_hash) or key is None:
+        raise Unauthenticated("The API key is not valid.")
+    now = datetime.now(UTC)
+    if key.revoked_at is not None:
+        raise Unauthenticated("The API key has been revoked.")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise Unauthenticated("The API key has expired.")
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        async with uow:
             await repository.touch_api_key(uow.session, key.id, at=now)
-        return Principal(
-            project_id=key.project_id,
-            key_id=key.id,
-            key_name=key.name,
-            scopes=frozenset(Scope(s) for s in key.scopes),
-            touchpoint=key.touchpoint,
-            allowed_touchpoints=frozenset(key.allowed_touchpoints),
-        )
+    return Principal(
+        project_id=key.project_id,
+        key_id=key.id,
+        key_name=key.name,
+        scopes=frozenset(Scope(s) for s in key.scopes),
+        touchpoint=key.touchpoint,
+        project=ProjectSettings(
+            default_phone_region=key.default_phone_region, rules_version=key.rules_version
+        ),
+        allowed_touchpoints=frozenset(key.allowed_touchpoints),
+    )
+
+
+async def bump_rules_version(session: AsyncSession, project_id: uuid.UUID) -> None:
+    """Custom fields or the blocklist changed: caches of them must reload (same transaction)."""
+    await repository.bump_rules_version(session, project_id)
 
 
 async def bootstrap_default_project(uow: UnitOfWork) -> IssuedKey | None:
