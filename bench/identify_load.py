@@ -74,9 +74,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--baseline",
         choices=("core", "full"),
-        default="core",
-        help="core: the use case's statements; full: also the key lookup and project rules "
-        "the API reads on every request",
+        default="full",
+        help="full: every statement the API sends (with the API-key lookup); core: only "
+        "the use case's own",
     )
     args = parser.parse_args(argv)
     for name in ("duration", "connections", "rounds", "workers", "seed_customers"):

@@ -1,16 +1,11 @@
 -- get_customer: what GET /v1/customers/{id} sends (app/customers/service.py:
--- get_customer -> surviving_customer -> view_of), one transaction. The random seeded id
--- comes from bench_ids inside the first SELECT (one extra primary-key probe).
+-- get_customer -> views.surviving_view), one autocommit statement. The random seeded id
+-- comes from bench_ids in a subquery (one extra primary-key probe).
 -- Variables (-D): project, keyprefix, seeds, full (0|1).
 \set i random(1, :seeds)
 \if :full
--- Authentication (app/projects/service.py: authenticate), its own transaction.
-BEGIN;
-SELECT * FROM api_keys WHERE prefix = :keyprefix;
-COMMIT;
+-- Authentication with the project's settings (app/projects/repository.py:
+-- key_with_project).
+SELECT k.id, k.project_id, k.name, k.secret_hash, k.scopes, k.touchpoint, k.allowed_touchpoints, k.expires_at, k.last_used_at, k.revoked_at, p.default_phone_region, p.rules_version FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.prefix = :keyprefix;
 \endif
-BEGIN;
-SELECT * FROM customers WHERE project_id = :project AND id = (SELECT id FROM bench_ids WHERE n = :i) \gset c_
-SELECT * FROM customer_identifiers WHERE project_id = :project AND customer_id IN (:c_id) ORDER BY id;
-SELECT id, merged_into FROM customers WHERE project_id = :project AND merged_into IN (:c_id) ORDER BY id;
-COMMIT;
+SELECT c.*, (SELECT array_agg(i.kind ORDER BY i.id) FROM customer_identifiers i WHERE i.customer_id = c.id) AS identifier_kinds, (SELECT array_agg(i.value ORDER BY i.id) FROM customer_identifiers i WHERE i.customer_id = c.id) AS identifier_values, (SELECT array_agg(m.id ORDER BY m.id) FROM customers m WHERE m.merged_into = c.id) AS merged_ids FROM customers c WHERE c.project_id = :project AND c.id = (SELECT id FROM bench_ids WHERE n = :i);

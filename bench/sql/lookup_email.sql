@@ -1,22 +1,11 @@
 -- lookup_email: what GET /v1/customers/lookup?email=... sends
--- (app/customers/service.py: lookup_customer), one transaction.
+-- (app/customers/service.py: lookup_customer), autocommit statements (no transaction).
 -- Variables (-D): project, keyprefix, seeds, full (0|1).
 \set i random(1, :seeds)
 \if :full
--- Authentication (app/projects/service.py: authenticate), its own transaction.
-BEGIN;
-SELECT * FROM api_keys WHERE prefix = :keyprefix;
-COMMIT;
+-- Authentication with the project's settings (app/projects/repository.py:
+-- key_with_project).
+SELECT k.id, k.project_id, k.name, k.secret_hash, k.scopes, k.touchpoint, k.allowed_touchpoints, k.expires_at, k.last_used_at, k.revoked_at, p.default_phone_region, p.rules_version FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.prefix = :keyprefix;
 \endif
-BEGIN;
-\if :full
--- The project's rules (app/customers/inputs.py: load_rules).
-SELECT * FROM projects WHERE id = :project;
-SELECT * FROM identifier_blocklist WHERE project_id = :project ORDER BY id;
-SELECT * FROM custom_fields WHERE project_id = :project AND entity = 'customer';
-\endif
-SELECT kind, value, customer_id FROM customer_identifiers WHERE project_id = :project AND (kind, value) IN (('email', 'seed' || :i::text || '@bench.example')) \gset o_
-SELECT * FROM customers WHERE project_id = :project AND id = :o_customer_id;
-SELECT * FROM customer_identifiers WHERE project_id = :project AND customer_id IN (:o_customer_id) ORDER BY id;
-SELECT id, merged_into FROM customers WHERE project_id = :project AND merged_into IN (:o_customer_id) ORDER BY id;
-COMMIT;
+SELECT i.kind, i.value, i.customer_id FROM customer_identifiers i JOIN unnest(ARRAY['email'], ARRAY['seed' || :i::text || '@bench.example']) AS wanted(kind, value) ON i.kind = wanted.kind AND i.value = wanted.value WHERE i.project_id = :project \gset o_
+SELECT c.*, (SELECT array_agg(i.kind ORDER BY i.id) FROM customer_identifiers i WHERE i.customer_id = c.id) AS identifier_kinds, (SELECT array_agg(i.value ORDER BY i.id) FROM customer_identifiers i WHERE i.customer_id = c.id) AS identifier_values, (SELECT array_agg(m.id ORDER BY m.id) FROM customers m WHERE m.merged_into = c.id) AS merged_ids FROM customers c WHERE c.project_id = :project AND c.id IN (:o_customer_id);
