@@ -4,6 +4,7 @@
 def import_all_models() -> None:
     # Imported for their side effect of registering tables on Base.metadata.
     import app.changelog.models
+    import app.core.idempotency
     import app.customers.models
     import app.fields.models
     import app.identity.models

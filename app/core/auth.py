@@ -39,6 +39,8 @@ class ProjectSettings:
 
     default_phone_region: str | None
     rules_version: int
+    # Identifier priority groups, strongest first (app/identity/kinds.py).
+    identifier_priority: tuple[str, ...]
 
 
 @dataclass(frozen=True)

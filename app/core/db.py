@@ -96,6 +96,12 @@ class UnitOfWork:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._session: AsyncSession | None = None
+        self._discard = False
+
+    def discard(self) -> None:
+        """Roll back at the end of the block even if it completes: a dry run's preview is
+        the real use case, executed and thrown away, so it cannot drift from the real one."""
+        self._discard = True
 
     @property
     def session(self) -> AsyncSession:
@@ -129,8 +135,9 @@ class UnitOfWork:
     ) -> None:
         session = self.session
         self._session = None
+        discard, self._discard = self._discard, False
         try:
-            if exc is None:
+            if exc is None and not discard:
                 await session.commit()
             else:
                 await session.rollback()

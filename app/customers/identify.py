@@ -10,7 +10,7 @@ merge or move slipped in between, the whole use case starts over.
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +44,7 @@ from app.customers.schemas import (
 from app.customers.views import CustomerView, surviving_id, views_of
 from app.identity import kinds
 from app.identity import service as identity
+from app.identity.merge import merge_locked_customers
 from app.identity.service import IdentifierRef
 
 MAX_ATTEMPTS = 3
@@ -55,6 +56,7 @@ class _ResolutionChanged(Exception):
 
 @dataclass(frozen=True)
 class IdentifyOutcome:
+    dry_run: bool
     result: IdentifyResultKind
     matched_by: list[str]
     merged_ids: list[uuid.UUID]
@@ -105,9 +107,17 @@ async def create_customer(
 
 
 async def identify_customer(
-    uow: UnitOfWork, actor: Actor, body: CustomerIdentify, *, default_phone_region: str
+    uow: UnitOfWork,
+    actor: Actor,
+    body: CustomerIdentify,
+    *,
+    default_phone_region: str,
+    dry_run: bool = False,
 ) -> IdentifyOutcome:
-    """Create, update or reconcile the customer(s) these identifiers point at."""
+    """Create, update or reconcile the customer(s) these identifiers point at.
+
+    A dry run does all of it and rolls back: the preview is exactly what would happen.
+    """
 
     async def attempt() -> IdentifyOutcome:
         async with uow:
@@ -115,7 +125,11 @@ async def identify_customer(
             request = await _read_request(
                 session, actor, body, default_phone_region, allow_customer_id=True
             )
-            return await _identify(session, actor, request, body.on_conflict)
+            outcome = await _identify(session, actor, request, body.on_conflict)
+            if dry_run:
+                uow.discard()
+                return replace(outcome, dry_run=True)
+            return outcome
 
     return await _retrying(attempt)
 
@@ -213,7 +227,7 @@ async def _create(session: AsyncSession, actor: Actor, request: _Request) -> Ide
     ]
     await append_changes(session, customer.id, changes, actor=actor)
     view = CustomerView.from_customer(customer, request.refs, merged_ids=[])
-    return IdentifyOutcome("created", [], [], request.ignored, view)
+    return IdentifyOutcome(False, "created", [], [], request.ignored, view)
 
 
 def _change(operation: str, change: FieldChange) -> Change:
@@ -233,15 +247,19 @@ async def _identify(
 
     customers = await repository.lock_customers(session, project_id, sorted(matches))
     held = await _held_after_lock(session, project_id, customers, owners)
-    target = min(customers, key=lambda c: (_strength(matches[c.id]), c.created_at, c.id))
+    priority = actor.project.identifier_priority
+    target = min(customers, key=lambda c: (_strength(matches[c.id], priority), c.created_at, c.id))
     others = [c for c in customers if c.id != target.id]
     if others and on_conflict == "reject":
         raise _conflicting(request, owners, target)
+    merged_ids: list[uuid.UUID] = []
     if others and on_conflict == "merge":
-        raise InvalidInput(
-            "on_conflict=merge is not available yet; use reject or reassign.",
-            errors=[FieldError(pointer="/on_conflict", message="Not available yet")],
-        )
+        sources = sorted(others, key=lambda c: c.updated_at, reverse=True)
+        await merge_locked_customers(session, target, sources, actor=actor)
+        merged_ids = [s.id for s in sources]
+        owners = await identity.owners_of(session, project_id, request.refs)
+        held = await _held_after_lock(session, project_id, [target], owners)
+        others = []
 
     changes = _Changes()
     moved = await _attach_wanted(session, actor, target, request, owners, held, changes)
@@ -250,15 +268,22 @@ async def _identify(
     await _bump_and_record(session, actor, [target, *others], changes)
 
     matched_by = sorted(
-        {kind for kinds_ in matches.values() for kind in kinds_}, key=kinds.priority_rank
-    )
-    result: IdentifyResultKind = (
-        "reassigned"
-        if moved
-        else ("updated" if changes.by_customer.get(target.id) else "unchanged")
+        {kind for kinds_ in matches.values() for kind in kinds_},
+        key=lambda kind: kinds.priority_rank(kind, priority),
     )
     view = CustomerView.from_customer(target, held.identifiers[target.id], held.merged[target.id])
-    return IdentifyOutcome(result, matched_by, [], request.ignored, view)
+    result = _result_kind(
+        merged=bool(merged_ids), moved=moved, changed=target.id in changes.by_customer
+    )
+    return IdentifyOutcome(False, result, matched_by, merged_ids, request.ignored, view)
+
+
+def _result_kind(*, merged: bool, moved: bool, changed: bool) -> IdentifyResultKind:
+    if merged:
+        return "merged"
+    if moved:
+        return "reassigned"
+    return "updated" if changed else "unchanged"
 
 
 async def _held_after_lock(
@@ -297,8 +322,8 @@ async def _matches(
     return matches
 
 
-def _strength(matched_kinds: list[str]) -> int:
-    return min(kinds.priority_rank(kind) for kind in matched_kinds)
+def _strength(matched_kinds: list[str], priority: tuple[str, ...]) -> int:
+    return min(kinds.priority_rank(kind, priority) for kind in matched_kinds)
 
 
 def _conflicting(

@@ -35,7 +35,7 @@ class Customer(Base):
         Index("ix_customers_project_id_id", "project_id", "id", unique=True),
         Index("ix_customers_project_id_updated_at", "project_id", "updated_at"),
         Index("ix_customers_project_id_created_at", "project_id", "created_at"),
-        # Finds the tombstones of a survivor (its merged_ids).
+        # The merge tree: who was merged directly into whom.
         Index(
             "ix_customers_merged_into",
             "merged_into",
@@ -46,6 +46,8 @@ class Customer(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), server_default=text("'active'"))
+    # The customer this one was merged into. A tombstone is never written again, so a
+    # merge locks only live customers; reads follow the chain (A into B, B into C).
     merged_into: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id"))
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))
@@ -58,3 +60,23 @@ class Customer(Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CustomerMerge(Base):
+    """One source merged into a target: the merge tree's edges, with what moved (for revert)."""
+
+    __tablename__ = "customer_merges"
+    __table_args__ = (
+        Index("ix_customer_merges_project_id_target_id", "project_id", "target_id"),
+        Index("uq_customer_merges_project_id_source_id", "project_id", "source_id", unique=True),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    target_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    touchpoint: Mapped[str] = mapped_column(String(100))
+    initiator: Mapped[str] = mapped_column(String(100))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

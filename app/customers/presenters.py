@@ -1,9 +1,18 @@
 """Domain results to response bodies (never ORM objects in responses)."""
 
 from app.customers.identify import IdentifyOutcome
-from app.customers.schemas import CustomerRead, IdentifiersRead, IdentifyResponse, ProfileRead
+from app.customers.schemas import (
+    CustomerRead,
+    FilledFieldRead,
+    IdentifiersRead,
+    IdentifyResponse,
+    MergedIdentifierRead,
+    MergeRead,
+    ProfileRead,
+)
 from app.customers.views import CustomerView
 from app.identity import kinds
+from app.identity.merge import MergeResult
 
 
 def customer_read(view: CustomerView) -> CustomerRead:
@@ -40,9 +49,39 @@ def customer_read(view: CustomerView) -> CustomerRead:
 
 def identify_response(outcome: IdentifyOutcome) -> IdentifyResponse:
     return IdentifyResponse(
+        dry_run=outcome.dry_run,
         result=outcome.result,
         matched_by=outcome.matched_by,
         merged_ids=outcome.merged_ids,
         ignored_identifiers=outcome.ignored,
         customer=customer_read(outcome.view),
+    )
+
+
+def merge_read(result: MergeResult, survivor: CustomerView, *, dry_run: bool) -> MergeRead:
+    moved: list[MergedIdentifierRead] = []
+    clashed: list[MergedIdentifierRead] = []
+    filled: list[FilledFieldRead] = []
+    for source in result.sources:
+        details = result.details_of(source.id)
+        moved += [
+            MergedIdentifierRead(from_customer=source.id, **item)
+            for item in details.get("identifiers_moved", [])
+        ]
+        clashed += [
+            MergedIdentifierRead(from_customer=source.id, **item)
+            for item in details.get("identifiers_clashed", [])
+        ]
+        filled += [
+            FilledFieldRead(field=item["field"], value=item["value"], from_customer=source.id)
+            for item in details.get("fields_filled", [])
+        ]
+    return MergeRead(
+        dry_run=dry_run,
+        survivor=customer_read(survivor),
+        merged_ids=[s.id for s in result.sources],
+        identifiers_moved=moved,
+        identifiers_clashed=clashed,
+        fields_filled=filled,
+        counts={report.domain: report.counts for report in result.reports},
     )

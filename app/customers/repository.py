@@ -11,16 +11,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, func, insert, select
+from sqlalchemy import ARRAY, Row, Select, Uuid, bindparam, func, insert, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from app.core.db import table_of
-from app.customers.models import Customer
+from app.customers.models import Customer, CustomerMerge
 from app.identity.models import CustomerIdentifier
-
-_merged = aliased(Customer)
 
 
 def _view_select() -> Select[Any]:
@@ -35,10 +32,14 @@ def _view_select() -> Select[Any]:
         .where(identifiers_of_customer)
         .scalar_subquery()
     )
-    merged_ids = (
-        select(func.array_agg(aggregate_order_by(_merged.id, _merged.id)))
-        .where(_merged.merged_into == Customer.id)
-        .scalar_subquery()
+    # Every customer merged into this one, however deep the chain (A into B, B into C).
+    merged_ids = literal_column(
+        "(WITH RECURSIVE tree(id) AS ("
+        " SELECT m.id FROM customers m WHERE m.merged_into = customers.id"
+        " UNION ALL"
+        " SELECT m.id FROM customers m JOIN tree ON m.merged_into = tree.id)"
+        " SELECT array_agg(id ORDER BY id) FROM tree)",
+        type_=ARRAY(Uuid),
     )
     return select(
         *Customer.__table__.columns,
@@ -123,3 +124,19 @@ async def status_of(
     )
     row = (await session.execute(query)).first()
     return (row.status, row.merged_into) if row is not None else None
+
+
+async def insert_merges(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(table_of(CustomerMerge)), list(rows))
+
+
+async def merges_into(
+    session: AsyncSession, project_id: uuid.UUID, target_ids: Sequence[uuid.UUID]
+) -> list[CustomerMerge]:
+    query = (
+        select(CustomerMerge)
+        .where(CustomerMerge.project_id == project_id, CustomerMerge.target_id.in_(target_ids))
+        .order_by(CustomerMerge.id)
+    )
+    return list(await session.scalars(query))

@@ -5,10 +5,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from app.core.auth import Actor, Principal, Scope
 from app.core.dependencies import SettingsDep, UnitOfWorkDep
 from app.core.errors import FieldError, InvalidInput, PreconditionFailed
+from app.core.idempotency import IdempotentRequest
 from app.core.pagination import (
     DEFAULT_PAGE_LIMIT,
     Page,
@@ -18,22 +20,26 @@ from app.core.pagination import (
     split_page,
 )
 from app.core.problems import problem_responses
-from app.customers import identify, service, update
+from app.customers import identify, merge, service, update
+from app.customers.merge import MergeCommand
 from app.customers.presenters import customer_read, identify_response
 from app.customers.schemas import (
     ChangeRead,
     CustomerCreate,
     CustomerIdentify,
+    CustomerMergeRequest,
     CustomerPatch,
     CustomerRead,
     CustomerStatus,
     IdentifierHistoryRead,
     IdentifyResponse,
+    MergeRead,
+    MergeTreeNode,
 )
-from app.customers.service import LookupQuery
+from app.customers.service import LookupQuery, MergeTreeEntry
 from app.customers.views import CustomerView
 from app.identity import kinds
-from app.projects.auth import require_actor, require_scope
+from app.projects.auth import TouchpointHeader, actor_for, require_actor, require_scope
 
 router = APIRouter(
     prefix="/v1/customers",
@@ -75,6 +81,22 @@ async def customers_create(
     return identify_response(outcome)
 
 
+DryRun = Annotated[
+    bool,
+    Query(description="Do everything, return the result, write nothing (a preview)."),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        description="Retries with the same key and body replay the first answer; "
+        "the same key with another body is a 409.",
+    ),
+]
+MergerDep = Annotated[Principal, Depends(require_scope(Scope.CUSTOMERS_MERGE))]
+
+
 @router.post(
     "/identify",
     responses={
@@ -89,10 +111,11 @@ async def customers_identify(
     actor: WriterDep,
     settings: SettingsDep,
     response: Response,
+    dry_run: DryRun = False,
 ) -> IdentifyResponse:
     """Find the customer by any identifier and update it, or create it when none matches (201)."""
     outcome = await identify.identify_customer(
-        uow, actor, body, default_phone_region=settings.default_phone_region
+        uow, actor, body, default_phone_region=settings.default_phone_region, dry_run=dry_run
     )
     if outcome.result == "created":
         response.status_code = status.HTTP_201_CREATED
@@ -141,6 +164,54 @@ def _lookup_query(request: Request) -> LookupQuery:
             ],
         )
     return given[0]
+
+
+@router.post(
+    "/merge",
+    response_model=MergeRead,
+    responses=problem_responses(404, 409),
+    operation_id="customers_merge",
+)
+async def customers_merge(
+    body: CustomerMergeRequest,
+    uow: UnitOfWorkDep,
+    principal: MergerDep,
+    dry_run: DryRun = False,
+    idempotency_key: IdempotencyKey = None,
+    x_touchpoint: TouchpointHeader = None,
+) -> Response:
+    """Merge customers into a target in one transaction; nothing of theirs is lost."""
+    actor = actor_for(principal, body.touchpoint or x_touchpoint)
+    command = MergeCommand(body.target_id, body.source_ids, dry_run)
+    idempotent = (
+        IdempotentRequest.of(idempotency_key, "customers_merge", body.model_dump(mode="json"))
+        if idempotency_key is not None
+        else None
+    )
+    stored = await merge.merge_customers(uow, actor, command, idempotent=idempotent)
+    return JSONResponse(stored.body, status_code=stored.status_code)
+
+
+@router.get(
+    "/{customer_id}/merges",
+    responses=problem_responses(404),
+    operation_id="customers_list_merges",
+)
+async def customers_list_merges(
+    customer_id: uuid.UUID, uow: UnitOfWorkDep, principal: ReaderDep
+) -> MergeTreeNode:
+    """The merge tree of a survivor: every customer merged into it, and when and by whom."""
+    return _tree_node(await service.merge_tree(uow, principal.project_id, customer_id))
+
+
+def _tree_node(entry: MergeTreeEntry) -> MergeTreeNode:
+    return MergeTreeNode(
+        id=entry.id,
+        merged_at=entry.merged_at,
+        touchpoint=entry.touchpoint,
+        initiator=entry.initiator,
+        merged=[_tree_node(child) for child in entry.merged],
+    )
 
 
 @router.get("/{customer_id}", responses=problem_responses(404), operation_id="customers_get")

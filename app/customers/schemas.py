@@ -16,6 +16,7 @@ CustomerStatus = Literal["active", "merged", "erased"]
 MAX_DISCOUNT_CARDS = 50
 MAX_EXTERNAL_IDS = 20
 MAX_CUSTOM_FIELDS = 100
+MAX_MERGE_SOURCES = 20
 
 Name = Annotated[str, Field(max_length=200)]
 FieldKey = Annotated[str, Field(min_length=1, max_length=64)]
@@ -205,6 +206,7 @@ class IgnoredIdentifier(BaseModel):
 
 
 class IdentifyResponse(BaseModel):
+    dry_run: bool = Field(default=False, description="True: a preview; nothing was written.")
     result: IdentifyResultKind
     matched_by: list[str] = Field(description="Identifier kinds that matched existing customers.")
     merged_ids: list[uuid.UUID]
@@ -217,12 +219,25 @@ class IdentifierHistoryRead(BaseModel):
 
     id: uuid.UUID
     customer_id: uuid.UUID
-    event: Literal["added", "removed", "replaced", "moved_in", "moved_out", "merged"]
+    event: Literal[
+        "added",
+        "removed",
+        "replaced",
+        "moved_in",
+        "moved_out",
+        "merged_in",
+        "merged_out",
+        "merged_clash",
+    ] = Field(
+        description="`merged_clash`: a merged customer's value the survivor did not keep "
+        "(it kept its own value of that single-valued kind)."
+    )
     kind: str
     value: str
     replaced_by: str | None
     other_customer_id: uuid.UUID | None = Field(
-        description="Where the identifier went (moved_out) or came from (moved_in, merged)."
+        description="The other customer of a move or merge: where the identifier went "
+        "(moved_out, merged_out) or came from (moved_in, merged_in, merged_clash)."
     )
     touchpoint: str
     initiator: str
@@ -243,3 +258,63 @@ class ChangeRead(BaseModel):
     initiator: str
     request_id: str | None
     created_at: datetime
+
+
+class CustomerMergeRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "target_id": "01a22741-9713-75ce-bc96-01a8de0d14c8",
+                    "source_ids": ["01a22741-9717-7620-bc7c-5a672ddd4632"],
+                }
+            ]
+        },
+    )
+
+    target_id: uuid.UUID = Field(description="The survivor.")
+    source_ids: list[uuid.UUID] = Field(
+        min_length=1, max_length=MAX_MERGE_SOURCES, description="Customers merged into it."
+    )
+    touchpoint: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+        default=None,
+        description="Recorded instead of the key's touchpoint; must be one the key allows.",
+    )
+
+
+class MergedIdentifierRead(BaseModel):
+    kind: str
+    value: str
+    from_customer: uuid.UUID
+    kept: str | None = Field(
+        default=None, description="For a clash: the survivor's own value, which it keeps."
+    )
+
+
+class FilledFieldRead(BaseModel):
+    field: str
+    value: Any
+    from_customer: uuid.UUID
+
+
+class MergeRead(BaseModel):
+    """What a merge did (or, with dry_run, would do: nothing was written)."""
+
+    dry_run: bool
+    survivor: CustomerRead
+    merged_ids: list[uuid.UUID] = Field(description="The customers merged by this request.")
+    identifiers_moved: list[MergedIdentifierRead]
+    identifiers_clashed: list[MergedIdentifierRead]
+    fields_filled: list[FilledFieldRead]
+    counts: dict[str, dict[str, int]] = Field(
+        description='Records moved per domain, e.g. {"identifiers": {"moved": 3}}.'
+    )
+
+
+class MergeTreeNode(BaseModel):
+    id: uuid.UUID
+    merged_at: datetime | None = Field(description="Null for the survivor itself.")
+    touchpoint: str | None
+    initiator: str | None
+    merged: list["MergeTreeNode"] = Field(description="Customers merged directly into this one.")

@@ -129,3 +129,39 @@ async def profile_changelog(
         return await changelog.list_changes(
             session, project_id, ids, before_id=before_id, limit=limit
         )
+
+
+@dataclass
+class MergeTreeEntry:
+    """A customer in a merge tree, with the customers merged directly into it."""
+
+    id: uuid.UUID
+    merged_at: datetime | None
+    touchpoint: str | None
+    initiator: str | None
+    merged: list["MergeTreeEntry"]
+
+
+async def merge_tree(
+    uow: UnitOfWork, project_id: uuid.UUID, customer_id: uuid.UUID
+) -> MergeTreeEntry:
+    """The survivor at the root, each merged customer under the one it was merged into."""
+    async with uow.read_only() as session:
+        survivor = await surviving_view(session, project_id, customer_id)
+        edges = await repository.merges_into(
+            session, project_id, [survivor.id, *survivor.merged_ids]
+        )
+    root = MergeTreeEntry(survivor.id, None, None, None, [])
+    nodes = {survivor.id: root}
+    for edge in edges:  # in merge order: a target is in the tree before its sources
+        node = nodes.setdefault(
+            edge.source_id, MergeTreeEntry(edge.source_id, None, None, None, [])
+        )
+        node.merged_at, node.touchpoint, node.initiator = (
+            edge.created_at,
+            edge.touchpoint,
+            edge.initiator,
+        )
+        nodes.setdefault(edge.target_id, MergeTreeEntry(edge.target_id, None, None, None, []))
+        nodes[edge.target_id].merged.append(node)
+    return root

@@ -101,7 +101,8 @@ async def views_of(
 async def surviving_view(
     session: AsyncSession, project_id: uuid.UUID, customer_id: uuid.UUID
 ) -> CustomerView:
-    """The customer with this id, or the one it was merged into; 404 outside the project."""
+    """The customer with this id, or the survivor at the end of its merge chain; 404
+    outside the project."""
     wanted = customer_id
     for _ in range(MAX_MERGE_HOPS):
         view = (await views_of(session, project_id, [wanted])).get(wanted)

@@ -13,8 +13,10 @@ EXTERNAL_PREFIX: Final = "external:"
 # A customer may hold many of these; every other kind (email, phone, each external id) once.
 MULTI_VALUED_KINDS: Final = frozenset({DISCOUNT_CARD, APP_INSTALLATION, PUSH_TOKEN})
 
-# Which match wins when identifiers point at different customers (highest first).
-DEFAULT_PRIORITY: Final = (CUSTOMER_ID, "external", DISCOUNT_CARD, PHONE, EMAIL, "device")
+# Which match wins when identifiers point at different customers (highest first). A
+# project may reorder these groups (projects.identifier_priority).
+PRIORITY_GROUPS: Final = (CUSTOMER_ID, "external", DISCOUNT_CARD, PHONE, EMAIL, "device")
+DEFAULT_PRIORITY: Final = PRIORITY_GROUPS
 
 
 def external_kind(field_key: str) -> str:

@@ -44,6 +44,8 @@ class CustomerIdentifier(Base):
     kind: Mapped[str] = mapped_column(String(80))
     value: Mapped[str] = mapped_column(String(512))
     touchpoint: Mapped[str] = mapped_column(String(100))
+    # Set when a merge moved the identifier here: the customer it came from (for revert).
+    origin_customer_id: Mapped[uuid.UUID | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

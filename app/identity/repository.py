@@ -105,6 +105,22 @@ async def reassign_identifier(
     )
 
 
+async def hand_over_identifier(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    identifier_id: uuid.UUID,
+    *,
+    to_customer: uuid.UUID,
+    origin_customer: uuid.UUID,
+) -> None:
+    """A merge moves an identifier and remembers where it came from (for a revert)."""
+    await session.execute(
+        update(_identifiers)
+        .where(_identifiers.c.project_id == project_id, _identifiers.c.id == identifier_id)
+        .values(customer_id=to_customer, origin_customer_id=origin_customer)
+    )
+
+
 async def insert_history(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await session.execute(_INSERT_HISTORY, list(rows))

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Actor
 from app.core.ids import new_id
-from app.identity import repository
+from app.identity import kinds, repository
 from app.identity.models import CustomerIdentifier, IdentifierHistory
 
 
@@ -127,6 +127,61 @@ async def move(
             _event(to_customer, "moved_in", ref, other=from_customer),
         ],
     )
+
+
+@dataclass(frozen=True)
+class MergedIdentifier:
+    kind: str
+    value: str
+    from_customer: uuid.UUID
+    kept: str | None = None  # for a clash: the survivor's own value, which stays
+
+
+@dataclass(frozen=True)
+class IdentifierMerge:
+    moved: list[MergedIdentifier]
+    clashed: list[MergedIdentifier]
+
+
+async def merge_into(
+    session: AsyncSession,
+    target_id: uuid.UUID,
+    source_ids: Sequence[uuid.UUID],
+    *,
+    actor: Actor,
+) -> IdentifierMerge:
+    """The identity step of a merge: every identifier of the sources goes to the target.
+
+    A single-valued kind the target already holds (or an earlier source gave it) clashes:
+    the target keeps its value, the source's is released and recorded in the target's ID
+    changelog (`merged_clash`). `source_ids` is in precedence order (most recent first).
+    """
+    held = await identifiers_by_customer(session, actor.project_id, [target_id, *source_ids])
+    taken = {row.kind: row.value for row in held[target_id] if kinds.is_single_valued(row.kind)}
+    moved: list[MergedIdentifier] = []
+    clashed: list[MergedIdentifier] = []
+    events: list[_Event] = []
+    for source_id in source_ids:
+        for row in held[source_id]:
+            ref = IdentifierRef(row.kind, row.value)
+            events.append(_event(source_id, "merged_out", ref, other=target_id))
+            if kinds.is_single_valued(row.kind) and row.kind in taken:
+                await repository.delete_identifier(session, actor.project_id, row.kind, row.value)
+                clash = MergedIdentifier(row.kind, row.value, source_id, kept=taken[row.kind])
+                clashed.append(clash)
+                events.append(
+                    _event(target_id, "merged_clash", ref, replaced_by=clash.kept, other=source_id)
+                )
+                continue
+            await repository.hand_over_identifier(
+                session, actor.project_id, row.id, to_customer=target_id, origin_customer=source_id
+            )
+            if kinds.is_single_valued(row.kind):
+                taken[row.kind] = row.value
+            moved.append(MergedIdentifier(row.kind, row.value, source_id))
+            events.append(_event(target_id, "merged_in", ref, other=source_id))
+    await _record(session, actor, events)
+    return IdentifierMerge(moved=moved, clashed=clashed)
 
 
 @dataclass(frozen=True)

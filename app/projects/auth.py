@@ -56,28 +56,36 @@ def require_actor(scope: Scope) -> Callable[..., Awaitable[Actor]]:
 
     async def actor_with_scope(
         principal: Annotated[Principal, Depends(require_scope(scope))],
-        x_touchpoint: Annotated[
-            str | None,
-            Header(
-                max_length=100,
-                description="Record this touchpoint instead of the key's own; it must be one "
-                "of the key's `allowed_touchpoints`.",
-            ),
-        ] = None,
+        x_touchpoint: TouchpointHeader = None,
     ) -> Actor:
-        touchpoint = x_touchpoint or principal.touchpoint
-        if not principal.may_act_as(touchpoint):
-            raise Forbidden(f"This API key may not act as touchpoint {touchpoint!r}.")
-        return Actor(
-            project_id=principal.project_id,
-            touchpoint=touchpoint,
-            initiator=principal.key_name,
-            key_id=principal.key_id,
-            request_id=current_request_id(),
-            project=principal.project,
-        )
+        return actor_for(principal, x_touchpoint)
 
     return actor_with_scope
+
+
+TouchpointHeader = Annotated[
+    str | None,
+    Header(
+        max_length=100,
+        description="Record this touchpoint instead of the key's own; it must be one "
+        "of the key's `allowed_touchpoints`.",
+    ),
+]
+
+
+def actor_for(principal: Principal, touchpoint: str | None) -> Actor:
+    """The Actor of a write, acting as `touchpoint` (default: the key's own) if allowed."""
+    acting_as = touchpoint or principal.touchpoint
+    if not principal.may_act_as(acting_as):
+        raise Forbidden(f"This API key may not act as touchpoint {acting_as!r}.")
+    return Actor(
+        project_id=principal.project_id,
+        touchpoint=acting_as,
+        initiator=principal.key_name,
+        key_id=principal.key_id,
+        request_id=current_request_id(),
+        project=principal.project,
+    )
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticated_principal)]

@@ -71,6 +71,7 @@ _KEY_WITH_PROJECT = (
         ApiKey.revoked_at,
         Project.default_phone_region,
         Project.rules_version,
+        Project.identifier_priority,
     )
     .join(Project, Project.id == ApiKey.project_id)
     .where(ApiKey.prefix == bindparam("prefix"))

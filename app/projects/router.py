@@ -95,7 +95,7 @@ async def projects_update_current(
 ) -> ProjectRead:
     """Change the settings of the calling key's project."""
     project = await service.update_project(
-        uow, admin.project_id, default_phone_region=body.default_phone_region
+        uow, admin.project_id, body.model_dump(include=body.model_fields_set)
     )
     return ProjectRead.model_validate(project)
 

@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -57,12 +57,40 @@ class ProjectCreate(BaseModel):
     default_phone_region: PhoneRegion | None = None
 
 
+PriorityGroup = Literal["customer_id", "external", "discount_card", "phone", "email", "device"]
+
+
+def _distinct_groups(groups: list[str] | None) -> list[str] | None:
+    if groups is not None and len(set(groups)) != len(groups):
+        raise ValueError("each group at most once")
+    return groups
+
+
 class ProjectUpdate(BaseModel):
+    """A merge patch of the project's settings: fields left out keep their value."""
+
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"default_phone_region": "DE"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "default_phone_region": "DE",
+                    "identifier_priority": ["external", "customer_id", "phone", "email"],
+                }
+            ]
+        },
     )
 
     default_phone_region: PhoneRegion | None = None
+    identifier_priority: Annotated[list[PriorityGroup] | None, AfterValidator(_distinct_groups)] = (
+        Field(
+            default=None,
+            max_length=6,
+            description="Which match wins when identifiers point at different customers, "
+            "strongest first; groups left out rank last. Null: the default order "
+            "customer_id > external > discount_card > phone > email > device.",
+        )
+    )
 
 
 class ProjectRead(BaseModel):
@@ -72,6 +100,9 @@ class ProjectRead(BaseModel):
     name: str
     default_phone_region: str | None = Field(
         description="Null: the service's CDP_DEFAULT_PHONE_REGION applies."
+    )
+    identifier_priority: list[str] | None = Field(
+        description="Null: the default order (see PATCH)."
     )
     created_at: datetime
     updated_at: datetime

@@ -3,6 +3,7 @@
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,6 +11,7 @@ from app.core import auth
 from app.core.auth import Principal, ProjectSettings, Scope
 from app.core.db import UnitOfWork
 from app.core.errors import Conflict, NotFound, Unauthenticated
+from app.identity import kinds
 from app.projects import repository
 from app.projects.models import ApiKey, Project
 
@@ -82,11 +84,13 @@ async def list_projects(
 
 
 async def update_project(
-    uow: UnitOfWork, project_id: uuid.UUID, *, default_phone_region: str | None
+    uow: UnitOfWork, project_id: uuid.UUID, changes: dict[str, Any]
 ) -> Project:
+    """Set the settings in `changes` (a merge patch: only what the caller sent)."""
     async with uow:
         project = await _existing_project(uow.session, project_id)
-        project.default_phone_region = default_phone_region
+        for name, value in changes.items():
+            setattr(project, name, value)
         await uow.session.flush()
         await uow.session.refresh(project)
         return project
@@ -204,7 +208,9 @@ async def authenticate(uow: UnitOfWork, token: str) -> Principal:
         scopes=frozenset(Scope(s) for s in key.scopes),
         touchpoint=key.touchpoint,
         project=ProjectSettings(
-            default_phone_region=key.default_phone_region, rules_version=key.rules_version
+            default_phone_region=key.default_phone_region,
+            rules_version=key.rules_version,
+            identifier_priority=tuple(key.identifier_priority or kinds.DEFAULT_PRIORITY),
         ),
         allowed_touchpoints=frozenset(key.allowed_touchpoints),
     )

@@ -325,18 +325,3 @@ class TestConflicts:
         )
         assert response.status_code == 409
         assert "without any identifier" in response.json()["detail"]
-
-    async def test_merge_is_not_available_yet(
-        self, client: httpx.AsyncClient, project: ProjectWithKey
-    ) -> None:
-        await self._two_customers(client, project)
-        response = await identify(
-            client,
-            project,
-            {
-                "identifiers": {"email": "one@example.com", "phone": "+14155550101"},
-                "on_conflict": "merge",
-            },
-        )
-        assert response.status_code == 422
-        assert response.json()["errors"][0]["pointer"] == "/on_conflict"

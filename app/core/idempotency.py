@@ -1,0 +1,122 @@
+"""Idempotency-Key: a retried POST that creates or moves value replays its first answer.
+
+The key is claimed inside the use case's own transaction and the answer stored in it, so
+the effect and its record commit together: exactly once, even across crashes. A second
+request with the same key waits on the unique index until the first commits, then
+replays its answer; the same key with another body is a 409.
+"""
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, func, select, update
+from sqlalchemy.dialects.postgresql import JSON, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+from app.core.errors import Conflict
+from app.core.ids import new_id
+
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        Index(
+            "uq_idempotency_keys_project_id_operation_key",
+            "project_id",
+            "operation",
+            "key",
+            unique=True,
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    operation: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    # json, not jsonb: a replay must be the first answer byte for byte, key order included.
+    response: Mapped[Any | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """What identifies a retry: the key, the operation, and a digest of the request."""
+
+    key: str
+    operation: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, key: str, operation: str, payload: Any) -> "IdempotentRequest":
+        canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        return cls(key=key, operation=operation, fingerprint=hashlib.sha256(canonical).hexdigest())
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: Any
+
+
+async def claim(
+    session: AsyncSession, project_id: uuid.UUID, request: IdempotentRequest
+) -> StoredResponse | None:
+    """None: this transaction owns the key and must `remember` its answer. Else the answer
+    of the request that used the key first (same body), or a 409 (another body)."""
+    claimed = await session.execute(
+        insert(IdempotencyRecord)
+        .values(
+            id=new_id(),
+            project_id=project_id,
+            operation=request.operation,
+            key=request.key,
+            fingerprint=request.fingerprint,
+        )
+        .on_conflict_do_nothing()
+        .returning(IdempotencyRecord.id)
+    )
+    if claimed.first() is not None:
+        return None
+    existing = (
+        await session.execute(
+            select(
+                IdempotencyRecord.fingerprint,
+                IdempotencyRecord.status_code,
+                IdempotencyRecord.response,
+            ).where(
+                IdempotencyRecord.project_id == project_id,
+                IdempotencyRecord.operation == request.operation,
+                IdempotencyRecord.key == request.key,
+            )
+        )
+    ).one()
+    if existing.fingerprint != request.fingerprint or existing.status_code is None:
+        raise Conflict("This Idempotency-Key was used for a different request; use a new key.")
+    return StoredResponse(status_code=existing.status_code, body=existing.response)
+
+
+async def remember(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    request: IdempotentRequest,
+    response: StoredResponse,
+) -> None:
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(
+            IdempotencyRecord.project_id == project_id,
+            IdempotencyRecord.operation == request.operation,
+            IdempotencyRecord.key == request.key,
+        )
+        .values(status_code=response.status_code, response=response.body)
+    )

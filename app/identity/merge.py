@@ -1,0 +1,94 @@
+"""Merging customers: one transaction runs every domain's merge step, in this one list.
+
+The caller has locked the target and the sources (rows, in id order), checked they are
+active customers of one project, and put the sources in precedence order (most recently
+updated first). Each step moves its domain's records from the sources to the target and
+reports what moved from which source; the merge is then recorded once, with all of it,
+on the target, on every source and in the merge tree (enough to revert it later).
+
+Later domains (devices, subscriptions, loyalty, activity, segments) add their step to
+MERGE_STEPS.
+"""
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import Actor
+from app.customers import merging as customers_merging
+from app.customers.models import Customer
+from app.identity import service as identity
+
+
+@dataclass(frozen=True)
+class MergeStepReport:
+    """What one domain moved: counts for the response, details per source for the record."""
+
+    domain: str
+    counts: dict[str, int]
+    by_source: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+
+
+MergeStep = Callable[[AsyncSession, Customer, list[Customer], Actor], Awaitable[MergeStepReport]]
+
+
+async def _identifiers_step(
+    session: AsyncSession, target: Customer, sources: list[Customer], actor: Actor
+) -> MergeStepReport:
+    merged = await identity.merge_into(session, target.id, [s.id for s in sources], actor=actor)
+    by_source: dict[uuid.UUID, dict[str, Any]] = {
+        s.id: {"identifiers_moved": [], "identifiers_clashed": []} for s in sources
+    }
+    for moved in merged.moved:
+        by_source[moved.from_customer]["identifiers_moved"].append(
+            {"kind": moved.kind, "value": moved.value}
+        )
+    for clash in merged.clashed:
+        by_source[clash.from_customer]["identifiers_clashed"].append(
+            {"kind": clash.kind, "value": clash.value, "kept": clash.kept}
+        )
+    counts = {"moved": len(merged.moved), "clashed": len(merged.clashed)}
+    return MergeStepReport("identifiers", counts, by_source)
+
+
+async def _profile_step(
+    session: AsyncSession, target: Customer, sources: list[Customer], actor: Actor
+) -> MergeStepReport:
+    filled = await customers_merging.merge_into(session, target, sources, actor=actor)
+    by_source: dict[uuid.UUID, dict[str, Any]] = {s.id: {"fields_filled": []} for s in sources}
+    for fill in filled:
+        # The target had no value: that null is the "old value" a revert restores.
+        by_source[fill.from_customer]["fields_filled"].append(
+            {"field": fill.field, "value": fill.value, "old_value": None}
+        )
+    return MergeStepReport("profile", {"fields_filled": len(filled)}, by_source)
+
+
+# The one explicit list: every domain that owns customer records adds its step here.
+MERGE_STEPS: tuple[MergeStep, ...] = (_identifiers_step, _profile_step)
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    target: Customer
+    sources: list[Customer]
+    reports: list[MergeStepReport]
+
+    def details_of(self, source_id: uuid.UUID) -> dict[str, Any]:
+        combined: dict[str, Any] = {}
+        for report in self.reports:
+            combined.update(report.by_source.get(source_id, {}))
+        return combined
+
+
+async def merge_locked_customers(
+    session: AsyncSession, target: Customer, sources: list[Customer], *, actor: Actor
+) -> MergeResult:
+    reports = [await step(session, target, sources, actor) for step in MERGE_STEPS]
+    result = MergeResult(target, sources, reports)
+    details = {s.id: result.details_of(s.id) for s in sources}
+    await customers_merging.record_merge(session, target, sources, details=details, actor=actor)
+    return result
