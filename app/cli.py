@@ -202,7 +202,12 @@ def projects_list(as_json: JsonOption = False) -> None:
 @keys_cli.command("create")
 def keys_create(
     project: Annotated[str, typer.Option(help="Project name.")],
-    scope: Annotated[list[Scope], typer.Option(help="A scope; repeat for several.")],
+    scope: Annotated[
+        list[Scope] | None, typer.Option(help="A scope; repeat for several (secret keys).")
+    ] = None,
+    publishable: Annotated[
+        bool, typer.Option(help="An app key without scopes that reaches only /v1/me.")
+    ] = False,
     name: Annotated[str | None, typer.Option(help="Key name (default: derived).")] = None,
     touchpoint: Annotated[
         str | None, typer.Option(help="Touchpoint recorded in changelogs (default: name).")
@@ -217,6 +222,8 @@ def keys_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an API key and print it (shown only once)."""
+    if publishable == bool(scope):
+        raise typer.BadParameter("give --scope for a secret key, and none with --publishable")
     key_name = name or f"cli-{datetime.now().strftime('%Y%m%d%H%M%S')}"
 
     async def create(uow: UnitOfWork) -> IssuedKey:
@@ -225,7 +232,8 @@ def keys_create(
             uow,
             found.id,
             name=key_name,
-            scopes=scope,
+            kind="publishable" if publishable else "secret",
+            scopes=scope or [],
             touchpoint=touchpoint,
             allowed_touchpoints=allowed_touchpoint,
             expires_at=expires_at,

@@ -18,6 +18,8 @@ from app.core.migrations import head_revision
 from app.core.problems import install_problem_handlers
 from app.core.rate_limit import RateLimiter
 from app.customers.router import router as customers_router
+from app.devices.router import me_router
+from app.devices.router import router as devices_router
 from app.fields.router import router as fields_router
 from app.health.router import router as health_router
 from app.identity.router import router as identity_router
@@ -77,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         projects_router,
         api_keys_router,
         customers_router,
+        devices_router,
+        me_router,
         fields_router,
         identity_router,
     ):

@@ -6,6 +6,7 @@ def import_all_models() -> None:
     import app.changelog.models
     import app.core.idempotency
     import app.customers.models
+    import app.devices.models
     import app.fields.models
     import app.identity.models
     import app.projects.models  # noqa: F401

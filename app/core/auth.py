@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 KEY_MARKER = "cdp"
+# Customer auth tokens (app/devices) have the same shape with their own marker.
+CUSTOMER_TOKEN_MARKER = "cdpc"  # noqa: S105 (a prefix, not a secret)
 _PREFIX_BYTES = 6
 _SECRET_BYTES = 24
 
@@ -54,6 +56,8 @@ class Principal:
     touchpoint: str
     project: ProjectSettings
     allowed_touchpoints: frozenset[str] = frozenset()
+    # "secret" keys live on servers; "publishable" keys ship inside apps and reach /v1/me only.
+    kind: str = "secret"
 
     def has_scope(self, scope: Scope) -> bool:
         return Scope.ADMIN in self.scopes or scope in self.scopes
@@ -81,11 +85,11 @@ class GeneratedKey:
     secret_hash: bytes
 
 
-def generate_key() -> GeneratedKey:
+def generate_key(marker: str = KEY_MARKER) -> GeneratedKey:
     prefix = secrets.token_hex(_PREFIX_BYTES)
     secret = secrets.token_hex(_SECRET_BYTES)
     return GeneratedKey(
-        token=f"{KEY_MARKER}_{prefix}_{secret}", prefix=prefix, secret_hash=hash_secret(secret)
+        token=f"{marker}_{prefix}_{secret}", prefix=prefix, secret_hash=hash_secret(secret)
     )
 
 
@@ -93,11 +97,11 @@ def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def split_key(token: str) -> tuple[str, str] | None:
+def split_key(token: str, marker: str = KEY_MARKER) -> tuple[str, str] | None:
     """(prefix, secret) of a well-formed key, else None."""
-    marker, _, rest = token.partition("_")
+    found_marker, _, rest = token.partition("_")
     prefix, _, secret = rest.partition("_")
-    if marker != KEY_MARKER or len(prefix) != 2 * _PREFIX_BYTES or not secret:
+    if found_marker != marker or len(prefix) != 2 * _PREFIX_BYTES or not secret:
         return None
     return prefix, secret
 

@@ -9,7 +9,6 @@ merge or move slipped in between, the whole use case starts over.
 
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -20,6 +19,7 @@ from app.core.auth import Actor
 from app.core.db import UnitOfWork
 from app.core.errors import Conflict, FieldError, IdentifierTaken, InvalidInput
 from app.core.ids import new_id
+from app.core.retry import StaleRead, with_retries
 from app.customers import repository
 from app.customers.inputs import (
     FieldChange,
@@ -41,17 +41,11 @@ from app.customers.schemas import (
     IgnoredIdentifier,
     OnConflict,
 )
-from app.customers.views import CustomerView, surviving_id, views_of
+from app.customers.views import AuthTokenStatus, CustomerView, surviving_id, views_of
 from app.identity import kinds
 from app.identity import service as identity
 from app.identity.merge import merge_locked_customers
 from app.identity.service import IdentifierRef
-
-MAX_ATTEMPTS = 3
-
-
-class _ResolutionChanged(Exception):
-    """Who owns the identifiers changed between lookup and row lock; start over."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +97,7 @@ async def create_customer(
                 raise _taken(request, owners)
             return await _create(session, actor, request)
 
-    return await _retrying(attempt)
+    return await with_retries(attempt, retry_on=(StaleRead, IdentifierTaken))
 
 
 async def identify_customer(
@@ -131,20 +125,7 @@ async def identify_customer(
                 return replace(outcome, dry_run=True)
             return outcome
 
-    return await _retrying(attempt)
-
-
-async def _retrying(attempt: Callable[[], Awaitable[IdentifyOutcome]]) -> IdentifyOutcome:
-    """A lost race (unique violation, a merge under our feet) is retried, never a 500."""
-    for attempt_number in range(1, MAX_ATTEMPTS + 1):
-        try:
-            return await attempt()
-        except (_ResolutionChanged, IdentifierTaken):
-            if attempt_number == MAX_ATTEMPTS:
-                raise Conflict(
-                    "Concurrent changes to the same identifiers; retry the request."
-                ) from None
-    raise AssertionError("unreachable")
+    return await with_retries(attempt, retry_on=(StaleRead, IdentifierTaken))
 
 
 async def _read_request(
@@ -271,7 +252,9 @@ async def _identify(
         {kind for kinds_ in matches.values() for kind in kinds_},
         key=lambda kind: kinds.priority_rank(kind, priority),
     )
-    view = CustomerView.from_customer(target, held.identifiers[target.id], held.merged[target.id])
+    view = CustomerView.from_customer(
+        target, held.identifiers[target.id], held.merged[target.id], held.auth_tokens[target.id]
+    )
     result = _result_kind(
         merged=bool(merged_ids), moved=moved, changed=target.id in changes.by_customer
     )
@@ -296,13 +279,14 @@ async def _held_after_lock(
     the locks (owners were read under the identifier locks, but not yet the row locks)."""
     views = await views_of(session, project_id, [c.id for c in customers])
     if any(c.status != "active" for c in customers):
-        raise _ResolutionChanged
+        raise StaleRead
     for ref, owner in owners.items():
         if ref not in views[owner].identifiers:
-            raise _ResolutionChanged
+            raise StaleRead
     return _Held(
         {cid: list(v.identifiers) for cid, v in views.items()},
         {cid: v.merged_ids for cid, v in views.items()},
+        {cid: v.auth_token for cid, v in views.items()},
     )
 
 
@@ -350,6 +334,7 @@ class _Held:
 
     identifiers: dict[uuid.UUID, list[IdentifierRef]]
     merged: dict[uuid.UUID, list[uuid.UUID]]
+    auth_tokens: dict[uuid.UUID, AuthTokenStatus | None]
 
 
 async def _attach_wanted(

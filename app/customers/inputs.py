@@ -25,6 +25,7 @@ from app.identity import kinds
 from app.identity.blocklist import Blocklist, load_blocklist
 from app.identity.normalize import (
     InvalidIdentifier,
+    normalize_device_identifier,
     normalize_discount_card,
     normalize_email,
     normalize_external_id,
@@ -159,6 +160,8 @@ class IdentifierReader:
             return lambda raw: normalize_phone(raw, default_region=self.rules.phone_region)
         if kind == kinds.DISCOUNT_CARD:
             return normalize_discount_card
+        if kind in (kinds.APP_INSTALLATION, kinds.PUSH_TOKEN):
+            return normalize_device_identifier
         return normalize_external_id
 
 

@@ -2,6 +2,7 @@
 
 from app.customers.identify import IdentifyOutcome
 from app.customers.schemas import (
+    AuthTokenRead,
     CustomerRead,
     FilledFieldRead,
     IdentifiersRead,
@@ -42,6 +43,13 @@ def customer_read(view: CustomerView) -> CustomerRead:
             custom_fields=view.custom_fields,
         ),
         merged_ids=view.merged_ids,
+        auth_token=(
+            AuthTokenRead(
+                fingerprint=view.auth_token.fingerprint, issued_at=view.auth_token.issued_at
+            )
+            if view.auth_token is not None
+            else None
+        ),
         created_at=view.created_at,
         updated_at=view.updated_at,
     )

@@ -1,9 +1,9 @@
 """All SQL of the customers table.
 
-The view query also reads `customer_identifiers` (identity's table) in the same
-statement: a customer and its identifiers must come from one snapshot, in one round
-trip. It is the one read that crosses the domain line; writes to identifiers go through
-the identity service.
+The view query also reads `customer_identifiers` (identity's table) and
+`customer_auth_tokens` (devices') in the same statement: a customer and what it holds
+must come from one snapshot, in one round trip. It is the one read that crosses the
+domain line; writes to those tables go through their domains' services.
 """
 
 import uuid
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import table_of
 from app.customers.models import Customer, CustomerMerge
+from app.devices.models import CustomerAuthToken
 from app.identity.models import CustomerIdentifier
 
 
@@ -41,11 +42,16 @@ def _view_select() -> Select[Any]:
         " SELECT array_agg(id ORDER BY id) FROM tree)",
         type_=ARRAY(Uuid),
     )
+    token_of_customer = CustomerAuthToken.customer_id == Customer.id
+    token_fingerprint = select(CustomerAuthToken.prefix).where(token_of_customer).scalar_subquery()
+    token_issued_at = select(CustomerAuthToken.issued_at).where(token_of_customer).scalar_subquery()
     return select(
         *Customer.__table__.columns,
         kinds.label("identifier_kinds"),
         values.label("identifier_values"),
         merged_ids.label("merged_ids"),
+        token_fingerprint.label("auth_token_fingerprint"),
+        token_issued_at.label("auth_token_issued_at"),
     )
 
 

@@ -52,6 +52,8 @@ LOOKUP_PARAMETERS = {
     "email": kinds.EMAIL,
     "phone": kinds.PHONE,
     "discount_card": kinds.DISCOUNT_CARD,
+    "app_installation": kinds.APP_INSTALLATION,
+    "push_token": kinds.PUSH_TOKEN,
 }
 
 
@@ -133,8 +135,10 @@ async def customers_lookup(
     email: Annotated[str | None, Query(max_length=320)] = None,
     phone: Annotated[str | None, Query(max_length=64)] = None,
     discount_card: Annotated[str | None, Query(max_length=64)] = None,
+    app_installation: Annotated[str | None, Query(max_length=128)] = None,
+    push_token: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> CustomerRead:
-    """Find the customer owning one identifier: email, phone, discount_card or external.<field>."""
+    """Find the customer owning one identifier (any kind, or external.<field>)."""
     query = _lookup_query(request)
     view = await service.lookup_customer(
         uow,

@@ -188,6 +188,13 @@ class ProfileRead(BaseModel):
     custom_fields: dict[str, Any]
 
 
+class AuthTokenRead(BaseModel):
+    """That the customer has an auth token for apps; the token itself is never shown again."""
+
+    fingerprint: str = Field(description="The token's public prefix, to tell tokens apart.")
+    issued_at: datetime
+
+
 class CustomerRead(BaseModel):
     id: uuid.UUID
     status: CustomerStatus
@@ -195,6 +202,9 @@ class CustomerRead(BaseModel):
     identifiers: IdentifiersRead
     profile: ProfileRead
     merged_ids: list[uuid.UUID] = Field(description="Customers merged into this one.")
+    auth_token: AuthTokenRead | None = Field(
+        default=None, description="Set when the customer has an auth token for apps."
+    )
     created_at: datetime
     updated_at: datetime
 

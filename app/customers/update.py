@@ -84,7 +84,7 @@ async def update_customer(
             customer.updated_at = datetime.now(UTC)
             await append_changes(session, customer.id, changes, actor=actor)
             await session.flush()
-        return CustomerView.from_customer(customer, held, current.merged_ids)
+        return CustomerView.from_customer(customer, held, current.merged_ids, current.auth_token)
 
 
 def _read_edits(reader: IdentifierReader, patch: IdentifiersPatch | None) -> _IdentifierEdits:

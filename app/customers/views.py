@@ -22,6 +22,14 @@ MAX_MERGE_HOPS = 16
 
 
 @dataclass(frozen=True)
+class AuthTokenStatus:
+    """That a customer auth token exists: never the token, only its public prefix."""
+
+    fingerprint: str
+    issued_at: datetime
+
+
+@dataclass(frozen=True)
 class CustomerView:
     id: uuid.UUID
     status: str
@@ -39,6 +47,7 @@ class CustomerView:
     updated_at: datetime
     identifiers: list[IdentifierRef] = field(default_factory=list)
     merged_ids: list[uuid.UUID] = field(default_factory=list)
+    auth_token: AuthTokenStatus | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> "CustomerView":
@@ -61,6 +70,11 @@ class CustomerView:
             updated_at=row.updated_at,
             identifiers=[IdentifierRef(k, v) for k, v in zip(kinds, values, strict=True)],
             merged_ids=list(row.merged_ids or []),
+            auth_token=(
+                AuthTokenStatus(row.auth_token_fingerprint, row.auth_token_issued_at)
+                if row.auth_token_fingerprint is not None
+                else None
+            ),
         )
 
     @classmethod
@@ -69,6 +83,7 @@ class CustomerView:
         customer: Customer,
         identifiers: list[IdentifierRef],
         merged_ids: list[uuid.UUID],
+        auth_token: "AuthTokenStatus | None" = None,
     ) -> "CustomerView":
         """The view of a row this transaction holds and has just changed."""
         return cls(
@@ -88,6 +103,7 @@ class CustomerView:
             updated_at=customer.updated_at,
             identifiers=list(identifiers),
             merged_ids=list(merged_ids),
+            auth_token=auth_token,
         )
 
 

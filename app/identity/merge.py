@@ -6,8 +6,7 @@ updated first). Each step moves its domain's records from the sources to the tar
 reports what moved from which source; the merge is then recorded once, with all of it,
 on the target, on every source and in the merge tree (enough to revert it later).
 
-Later domains (devices, subscriptions, loyalty, activity, segments) add their step to
-MERGE_STEPS.
+Later domains (subscriptions, loyalty, activity, segments) add their step to MERGE_STEPS.
 """
 
 import uuid
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.auth import Actor
 from app.customers import merging as customers_merging
 from app.customers.models import Customer
+from app.devices import service as devices_service
 from app.identity import service as identity
 
 
@@ -67,8 +67,19 @@ async def _profile_step(
     return MergeStepReport("profile", {"fields_filled": len(filled)}, by_source)
 
 
+async def _devices_step(
+    session: AsyncSession, target: Customer, sources: list[Customer], actor: Actor
+) -> MergeStepReport:
+    moved = await devices_service.merge_into(session, target, sources, actor=actor)
+    by_source: dict[uuid.UUID, dict[str, Any]] = {
+        source_id: {"devices": device_ids} for source_id, device_ids in moved.items()
+    }
+    count = sum(len(device_ids) for device_ids in moved.values())
+    return MergeStepReport("devices", {"links_moved": count}, by_source)
+
+
 # The one explicit list: every domain that owns customer records adds its step here.
-MERGE_STEPS: tuple[MergeStep, ...] = (_identifiers_step, _profile_step)
+MERGE_STEPS: tuple[MergeStep, ...] = (_identifiers_step, _profile_step, _devices_step)
 
 
 @dataclass(frozen=True)

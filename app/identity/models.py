@@ -42,7 +42,8 @@ class CustomerIdentifier(Base):
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     kind: Mapped[str] = mapped_column(String(80))
-    value: Mapped[str] = mapped_column(String(512))
+    # Long enough for a web-push endpoint URL (push_token identifiers of browsers).
+    value: Mapped[str] = mapped_column(String(2048))
     touchpoint: Mapped[str] = mapped_column(String(100))
     # Set when a merge moved the identifier here: the customer it came from (for revert).
     origin_customer_id: Mapped[uuid.UUID | None] = mapped_column()
@@ -60,8 +61,8 @@ class IdentifierHistory(Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     event: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(80))
-    value: Mapped[str] = mapped_column(String(512))
-    replaced_by: Mapped[str | None] = mapped_column(String(512))
+    value: Mapped[str] = mapped_column(String(2048))
+    replaced_by: Mapped[str | None] = mapped_column(String(2048))
     other_customer_id: Mapped[uuid.UUID | None] = mapped_column()
     touchpoint: Mapped[str] = mapped_column(String(100))
     initiator: Mapped[str] = mapped_column(String(100))

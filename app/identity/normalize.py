@@ -26,6 +26,8 @@ MAX_EMAIL_LENGTH = 254
 MAX_PHONE_INPUT_LENGTH = 64
 MAX_DISCOUNT_CARD_LENGTH = 64
 MAX_EXTERNAL_ID_LENGTH = 256
+# Installation ids and push tokens; a web-push endpoint URL can be long.
+MAX_DEVICE_IDENTIFIER_LENGTH = 2048
 
 # Unicode categories refused inside free-form identifiers: control characters, invisible
 # format characters (zero-width space, bidi overrides: they make two values that look the
@@ -141,6 +143,13 @@ def normalize_external_id(raw: str) -> str:
     """The id without surrounding whitespace; inner characters and case are kept."""
     value = _stripped(raw, label="external id", max_length=MAX_EXTERNAL_ID_LENGTH)
     _reject_unsafe_characters(value, label="external id")
+    return value
+
+
+def normalize_device_identifier(raw: str) -> str:
+    """An installation id or push token: opaque, so only trimmed and checked."""
+    value = _stripped(raw, label="device identifier", max_length=MAX_DEVICE_IDENTIFIER_LENGTH)
+    _reject_unsafe_characters(value, label="device identifier")
     return value
 
 

@@ -20,7 +20,7 @@ _bearer = HTTPBearer(
 )
 
 
-async def authenticated_principal(
+async def _any_key(
     uow: UnitOfWorkDep,
     limiter: RateLimiterDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -38,11 +38,29 @@ async def authenticated_principal(
     return principal
 
 
+async def secret_key_principal(
+    principal: Annotated[Principal, Depends(_any_key)],
+) -> Principal:
+    """Every route but /v1/me: a publishable key (shipped inside apps) does not reach it."""
+    if principal.kind != "secret":
+        raise Forbidden("A publishable key reaches only /v1/me; use a secret key.")
+    return principal
+
+
+async def publishable_key_principal(
+    principal: Annotated[Principal, Depends(_any_key)],
+) -> Principal:
+    """/v1/me: the app's publishable key; a secret key never belongs inside an app."""
+    if principal.kind != "publishable":
+        raise Forbidden("/v1/me takes a publishable key (plus X-Customer-Token).")
+    return principal
+
+
 def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that yields the Principal if its key holds `scope` (or `admin`)."""
 
     async def principal_with_scope(
-        principal: Annotated[Principal, Depends(authenticated_principal)],
+        principal: Annotated[Principal, Depends(secret_key_principal)],
     ) -> Principal:
         if not principal.has_scope(scope):
             raise Forbidden(f"This operation needs the `{scope}` scope.")
@@ -88,5 +106,6 @@ def actor_for(principal: Principal, touchpoint: str | None) -> Actor:
     )
 
 
-PrincipalDep = Annotated[Principal, Depends(authenticated_principal)]
+PrincipalDep = Annotated[Principal, Depends(secret_key_principal)]
+PublishableDep = Annotated[Principal, Depends(publishable_key_principal)]
 AdminDep = Annotated[Principal, Depends(require_scope(Scope.ADMIN))]

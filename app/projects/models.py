@@ -55,6 +55,8 @@ class ApiKey(Base):
         ForeignKey("projects.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(100))
+    # secret: server keys with scopes; publishable: app keys that only reach /v1/me.
+    kind: Mapped[str] = mapped_column(String(16), server_default=text("'secret'"))
     prefix: Mapped[str] = mapped_column(String(32), unique=True)
     secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))

@@ -62,6 +62,7 @@ _KEY_WITH_PROJECT = (
         ApiKey.id,
         ApiKey.project_id,
         ApiKey.name,
+        ApiKey.kind,
         ApiKey.secret_hash,
         ApiKey.scopes,
         ApiKey.touchpoint,

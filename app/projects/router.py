@@ -112,6 +112,7 @@ async def api_keys_create(body: ApiKeyCreate, uow: UnitOfWorkDep, admin: AdminDe
         uow,
         admin.project_id,
         name=body.name,
+        kind=body.kind,
         scopes=body.scopes,
         touchpoint=body.touchpoint,
         allowed_touchpoints=body.allowed_touchpoints,

@@ -2,9 +2,9 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.core.auth import Scope
 from app.identity.normalize import supported_phone_region
@@ -57,6 +57,7 @@ class ProjectCreate(BaseModel):
     default_phone_region: PhoneRegion | None = None
 
 
+KeyKind = Literal["secret", "publishable"]
 PriorityGroup = Literal["customer_id", "external", "discount_card", "phone", "email", "device"]
 
 
@@ -123,7 +124,14 @@ class ApiKeyCreate(BaseModel):
     )
 
     name: KeyName
-    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
+    kind: KeyKind = Field(
+        default="secret",
+        description="`secret`: a server key with scopes. `publishable`: ships inside an app, "
+        "has no scopes and reaches only /v1/me (with a customer's token).",
+    )
+    scopes: list[Scope] = Field(
+        default_factory=list, max_length=len(Scope), description="Required for secret keys."
+    )
     touchpoint: Touchpoint | None = Field(
         default=None, description="Point of contact recorded in changelogs; defaults to the name."
     )
@@ -136,6 +144,14 @@ class ApiKeyCreate(BaseModel):
         default=None, description="After this instant the key is refused (RFC 3339, with offset)."
     )
 
+    @model_validator(mode="after")
+    def _scopes_fit_the_kind(self) -> Self:
+        if self.kind == "secret" and not self.scopes:
+            raise ValueError("a secret key needs at least one scope")
+        if self.kind == "publishable" and self.scopes:
+            raise ValueError("a publishable key has no scopes")
+        return self
+
 
 class ApiKeyRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -143,6 +159,7 @@ class ApiKeyRead(BaseModel):
     id: uuid.UUID
     project_id: uuid.UUID
     name: str
+    kind: KeyKind
     prefix: str = Field(description="The clear part of the key, to tell keys apart.")
     scopes: list[Scope]
     touchpoint: str

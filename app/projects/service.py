@@ -102,6 +102,7 @@ async def create_api_key(
     *,
     name: str,
     scopes: list[Scope],
+    kind: str = "secret",
     touchpoint: str | None = None,
     allowed_touchpoints: list[str] | None = None,
     expires_at: datetime | None = None,
@@ -112,6 +113,7 @@ async def create_api_key(
             uow.session,
             project_id=project_id,
             name=name,
+            kind=kind,
             scopes=scopes,
             touchpoint=touchpoint or name,
             allowed_touchpoints=allowed_touchpoints or [],
@@ -124,6 +126,7 @@ async def _issue_key(
     *,
     project_id: uuid.UUID,
     name: str,
+    kind: str = "secret",
     scopes: list[Scope],
     touchpoint: str,
     allowed_touchpoints: list[str],
@@ -133,6 +136,7 @@ async def _issue_key(
     key = ApiKey(
         project_id=project_id,
         name=name,
+        kind=kind,
         prefix=generated.prefix,
         secret_hash=generated.secret_hash,
         scopes=sorted(set(scopes)),
@@ -213,6 +217,7 @@ async def authenticate(uow: UnitOfWork, token: str) -> Principal:
             identifier_priority=tuple(key.identifier_priority or kinds.DEFAULT_PRIORITY),
         ),
         allowed_touchpoints=frozenset(key.allowed_touchpoints),
+        kind=key.kind,
     )
 
 
