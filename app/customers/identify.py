@@ -28,15 +28,14 @@ from app.customers.inputs import (
     WantedIdentifier,
     apply_profile,
     load_rules,
-    pointer_to,
     raise_if_invalid,
+    read_identifiers,
     read_profile,
 )
 from app.customers.models import Customer
 from app.customers.schemas import (
     CustomerCreate,
     CustomerIdentify,
-    IdentifiersIn,
     IdentifyResultKind,
     IgnoredIdentifier,
     OnConflict,
@@ -140,7 +139,7 @@ async def _read_request(
         session, actor.project_id, actor.project, default_phone_region=default_phone_region
     )
     reader = IdentifierReader(rules)
-    wanted = _read_identifiers(reader, body.identifiers)
+    wanted = read_identifiers(reader, body.identifiers)
     profile = read_profile(body.profile, rules, reader.errors, pointer="/profile")
     customer_id = body.identifiers.customer_id
     if customer_id is not None and not allow_customer_id:
@@ -157,26 +156,6 @@ async def _read_request(
             errors=[FieldError(pointer="/identifiers", message="No usable identifier")],
         )
     return _Request(customer_id, wanted, reader.ignored, profile)
-
-
-def _read_identifiers(
-    reader: IdentifierReader, identifiers: IdentifiersIn
-) -> list[WantedIdentifier]:
-    found: list[WantedIdentifier | None] = []
-    if identifiers.email is not None:
-        found.append(reader.read(kinds.EMAIL, identifiers.email, "/identifiers/email"))
-    if identifiers.phone is not None:
-        found.append(reader.read(kinds.PHONE, identifiers.phone, "/identifiers/phone"))
-    for index, card in enumerate(identifiers.discount_cards or []):
-        pointer = pointer_to("identifiers", "discount_cards", index)
-        found.append(reader.read(kinds.DISCOUNT_CARD, card, pointer))
-    for key, value in (identifiers.external or {}).items():
-        found.append(reader.read_external(key, value, pointer_to("identifiers", "external", key)))
-    unique: dict[IdentifierRef, WantedIdentifier] = {}
-    for wanted in found:
-        if wanted is not None:
-            unique.setdefault(wanted.ref, wanted)
-    return list(unique.values())
 
 
 def _taken(request: _Request, owners: dict[IdentifierRef, uuid.UUID]) -> Conflict:

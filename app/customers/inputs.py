@@ -18,7 +18,7 @@ from app.core.auth import ProjectSettings
 from app.core.errors import FieldError, InvalidInput
 from app.core.problems import json_pointer
 from app.customers.models import Customer
-from app.customers.schemas import IgnoredIdentifier, ProfileIn
+from app.customers.schemas import IdentifiersIn, IgnoredIdentifier, ProfileIn
 from app.fields import service as fields_service
 from app.fields.values import FieldDefinitions, unique_id_keys, validate_custom_values
 from app.identity import kinds
@@ -163,6 +163,27 @@ class IdentifierReader:
         if kind in (kinds.APP_INSTALLATION, kinds.PUSH_TOKEN):
             return normalize_device_identifier
         return normalize_external_id
+
+
+def read_identifiers(
+    reader: IdentifierReader, identifiers: IdentifiersIn, *, prefix: str = "/identifiers"
+) -> list[WantedIdentifier]:
+    """Every identifier of a request body, normalised, each once; problems go to the reader."""
+    found: list[WantedIdentifier | None] = []
+    if identifiers.email is not None:
+        found.append(reader.read(kinds.EMAIL, identifiers.email, f"{prefix}/email"))
+    if identifiers.phone is not None:
+        found.append(reader.read(kinds.PHONE, identifiers.phone, f"{prefix}/phone"))
+    for index, card in enumerate(identifiers.discount_cards or []):
+        found.append(reader.read(kinds.DISCOUNT_CARD, card, f"{prefix}/discount_cards/{index}"))
+    for key, value in (identifiers.external or {}).items():
+        pointer = prefix + json_pointer(["external", key])
+        found.append(reader.read_external(key, value, pointer))
+    unique: dict[IdentifierRef, WantedIdentifier] = {}
+    for wanted in found:
+        if wanted is not None:
+            unique.setdefault(wanted.ref, wanted)
+    return list(unique.values())
 
 
 @dataclass(frozen=True)

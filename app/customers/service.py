@@ -8,15 +8,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.changelog import service as changelog
 from app.changelog.models import ProfileChange
-from app.core.auth import ProjectSettings
+from app.core.auth import Actor, ProjectSettings
 from app.core.db import UnitOfWork
-from app.core.errors import FieldError, InvalidInput, NotFound
+from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.customers import repository
-from app.customers.inputs import IdentifierReader, load_rules
-from app.customers.schemas import CustomerStatus
-from app.customers.views import CustomerView, surviving_view
+from app.customers.inputs import IdentifierReader, load_rules, raise_if_invalid, read_identifiers
+from app.customers.schemas import CustomerStatus, IdentifiersIn
+from app.customers.views import CustomerView, surviving_id, surviving_view
 from app.identity import kinds
 from app.identity import service as identity
 from app.identity.models import IdentifierHistory
@@ -74,6 +76,42 @@ async def lookup_customer(
         if wanted.ref not in owners:
             raise NotFound("No customer has this identifier.")
         return await surviving_view(session, project_id, owners[wanted.ref])
+
+
+async def find_customer(
+    session: AsyncSession,
+    actor: Actor,
+    identifiers: IdentifiersIn,
+    *,
+    default_phone_region: str,
+    pointer_prefix: str,
+) -> uuid.UUID:
+    """The one customer these identifiers (or customer_id) point at, never creating one:
+    for other domains' writes (an action, a subscription) inside their own transaction.
+    404 if nobody matches; 409 if they point at different customers."""
+    project_id = actor.project_id
+    if identifiers.customer_id is not None:
+        return await surviving_id(session, project_id, identifiers.customer_id)
+    rules = await load_rules(
+        session, project_id, actor.project, default_phone_region=default_phone_region
+    )
+    reader = IdentifierReader(rules)
+    wanted = read_identifiers(reader, identifiers, prefix=pointer_prefix)
+    raise_if_invalid(reader.errors)
+    owners = await identity.owners_of(session, project_id, [w.ref for w in wanted])
+    matched = {owners[w.ref] for w in wanted if w.ref in owners}
+    if not matched:
+        raise NotFound("No customer has these identifiers.")
+    if len(matched) > 1:
+        raise Conflict(
+            "The identifiers point at different customers.",
+            errors=[
+                FieldError(pointer=w.pointer, message=f"Identifies customer {owners[w.ref]}.")
+                for w in wanted
+                if w.ref in owners
+            ],
+        )
+    return await surviving_id(session, project_id, matched.pop())
 
 
 async def list_customers(
