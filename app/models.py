@@ -9,4 +9,5 @@ def import_all_models() -> None:
     import app.devices.models
     import app.fields.models
     import app.identity.models
-    import app.projects.models  # noqa: F401
+    import app.projects.models
+    import app.subscriptions.models  # noqa: F401

@@ -27,6 +27,8 @@ class Project(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     default_phone_region: Mapped[str | None] = mapped_column(String(2))
+    # The consent channels the project offers; null: all (app/subscriptions).
+    subscription_channels: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     # Which identifier wins when identifiers point at different customers; null: default.
     identifier_priority: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     # Bumped by every change to custom fields or the blocklist (cache invalidation).
