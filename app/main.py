@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import __version__
+from app.activity.router import router as activity_router
 from app.core.db import async_database_url, create_database
 from app.core.embedded_postgres import start_embedded_postgres
 from app.core.limits import RequestGuardMiddleware
@@ -25,6 +26,8 @@ from app.health.router import router as health_router
 from app.identity.router import router as identity_router
 from app.projects.router import api_keys_router, projects_router
 from app.settings import Settings
+from app.subscriptions.router import me_router as me_subscriptions_router
+from app.subscriptions.router import router as subscriptions_router
 
 API_DESCRIPTION = """\
 A headless Customer Data Platform: customers, their identifiers, merges and the
@@ -81,8 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         customers_router,
         devices_router,
         me_router,
+        subscriptions_router,
+        me_subscriptions_router,
         fields_router,
         identity_router,
+        activity_router,
     ):
         app.include_router(router)
     return app

@@ -43,6 +43,8 @@ class ProjectSettings:
     rules_version: int
     # Identifier priority groups, strongest first (app/identity/kinds.py).
     identifier_priority: tuple[str, ...]
+    # Consent channels offered; empty: all (app/subscriptions).
+    subscription_channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from app.core.errors import Conflict, FieldError, IdentifierTaken, InvalidInput
 from app.core.ids import new_id
 from app.core.retry import StaleRead, with_retries
 from app.customers import repository
+from app.customers import rows as customer_rows
 from app.customers.inputs import (
     FieldChange,
     IdentifierReader,
@@ -45,6 +46,8 @@ from app.identity import kinds
 from app.identity import service as identity
 from app.identity.merge import merge_locked_customers
 from app.identity.service import IdentifierRef
+from app.subscriptions import service as subscriptions_service
+from app.subscriptions.schemas import SubscriptionDecision
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class _Request:
     wanted: list[WantedIdentifier]
     ignored: list[IgnoredIdentifier]
     profile: ProfileValues
+    subscriptions: list[SubscriptionDecision]
 
     @property
     def refs(self) -> list[IdentifierRef]:
@@ -155,7 +159,8 @@ async def _read_request(
             "At least one usable identifier is required.",
             errors=[FieldError(pointer="/identifiers", message="No usable identifier")],
         )
-    return _Request(customer_id, wanted, reader.ignored, profile)
+    decisions = body.subscriptions if isinstance(body, CustomerIdentify) else []
+    return _Request(customer_id, wanted, reader.ignored, profile, decisions or [])
 
 
 def _taken(request: _Request, owners: dict[IdentifierRef, uuid.UUID]) -> Conflict:
@@ -186,6 +191,7 @@ async def _create(session: AsyncSession, actor: Actor, request: _Request) -> Ide
         Change("identifier_added", ref.kind, None, ref.value) for ref in request.refs
     ]
     await append_changes(session, customer.id, changes, actor=actor)
+    await _apply_subscriptions(session, actor, customer.id, request)
     view = CustomerView.from_customer(customer, request.refs, merged_ids=[])
     return IdentifyOutcome(False, "created", [], [], request.ignored, view)
 
@@ -226,6 +232,10 @@ async def _identify(
     for change in apply_profile(target, request.profile):
         changes.add(target.id, _change("update", change))
     await _bump_and_record(session, actor, [target, *others], changes)
+    consent_changed = await _apply_subscriptions(session, actor, target.id, request)
+    if consent_changed and target.id not in changes.by_customer:
+        customer_rows.mark_changed(target)
+        await session.flush()
 
     matched_by = sorted(
         {kind for kinds_ in matches.values() for kind in kinds_},
@@ -235,9 +245,24 @@ async def _identify(
         target, held.identifiers[target.id], held.merged[target.id], held.auth_tokens[target.id]
     )
     result = _result_kind(
-        merged=bool(merged_ids), moved=moved, changed=target.id in changes.by_customer
+        merged=bool(merged_ids),
+        moved=moved,
+        changed=target.id in changes.by_customer or consent_changed,
     )
     return IdentifyOutcome(False, result, matched_by, merged_ids, request.ignored, view)
+
+
+async def _apply_subscriptions(
+    session: AsyncSession, actor: Actor, customer_id: uuid.UUID, request: _Request
+) -> bool:
+    """Consent sent along with identify, after the identifiers it may need (an email for
+    the email channel) are attached; True if any decision changed something."""
+    if not request.subscriptions:
+        return False
+    results = await subscriptions_service.apply_decisions(
+        session, actor, customer_id, request.subscriptions, pointer_prefix="/subscriptions"
+    )
+    return any(result.changed for result in results)
 
 
 def _result_kind(*, merged: bool, moved: bool, changed: bool) -> IdentifyResultKind:

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from app.subscriptions.schemas import MAX_DECISIONS_PER_REQUEST, SubscriptionDecision
+
 Gender = Literal["female", "male", "unknown"]
 OnConflict = Literal["reject", "merge", "reassign"]
 IdentifyResultKind = Literal["created", "updated", "merged", "reassigned", "unchanged"]
@@ -133,6 +135,11 @@ class CustomerIdentify(CustomerCreate):
         },
     )
 
+    subscriptions: list[SubscriptionDecision] | None = Field(
+        default=None,
+        max_length=MAX_DECISIONS_PER_REQUEST,
+        description="Consent decisions recorded with the identify, after its identifiers.",
+    )
     on_conflict: OnConflict = Field(
         default="reject",
         description="When identifiers match different customers: `reject` (409), `reassign` "

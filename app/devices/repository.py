@@ -208,3 +208,22 @@ async def delete_auth_token(
 async def auth_token_by_prefix(session: AsyncSession, prefix: str) -> CustomerAuthToken | None:
     query = select(CustomerAuthToken).where(CustomerAuthToken.prefix == prefix)
     return (await session.scalars(query)).one_or_none()
+
+
+async def has_reachable_device(
+    session: AsyncSession, project_id: uuid.UUID, customer_id: uuid.UUID, kind: str
+) -> bool:
+    """Whether the customer uses a device of this kind with push on and a token."""
+    query = (
+        select(func.count())
+        .select_from(Device)
+        .join(CustomerDevice, CustomerDevice.device_id == Device.id)
+        .where(
+            CustomerDevice.project_id == project_id,
+            CustomerDevice.customer_id == customer_id,
+            Device.kind == kind,
+            Device.push_enabled.is_(True),
+            Device.push_token.is_not(None),
+        )
+    )
+    return bool(await session.scalar(query))

@@ -461,3 +461,10 @@ async def merge_into(
             target_links[link.device_id] = link
         moved[link.customer_id].append(str(link.device_id))
     return moved
+
+
+async def reachable_by_push(
+    session: AsyncSession, project_id: uuid.UUID, customer_id: uuid.UUID, *, kind: str
+) -> bool:
+    """For consent checks: can a push of this device kind (mobile_app, web_push) reach them?"""
+    return await repository.has_reachable_device(session, project_id, customer_id, kind)

@@ -6,7 +6,7 @@ updated first). Each step moves its domain's records from the sources to the tar
 reports what moved from which source; the merge is then recorded once, with all of it,
 on the target, on every source and in the merge tree (enough to revert it later).
 
-Later domains (subscriptions, loyalty, activity, segments) add their step to MERGE_STEPS.
+Later domains (loyalty, segments) add their step to MERGE_STEPS.
 """
 
 import uuid
@@ -16,11 +16,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.activity import service as activity_service
 from app.core.auth import Actor
 from app.customers import merging as customers_merging
 from app.customers.models import Customer
 from app.devices import service as devices_service
 from app.identity import service as identity
+from app.subscriptions import service as subscriptions_service
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,35 @@ async def _devices_step(
     return MergeStepReport("devices", {"links_moved": count}, by_source)
 
 
+async def _subscriptions_step(
+    session: AsyncSession, target: Customer, sources: list[Customer], actor: Actor
+) -> MergeStepReport:
+    taken = await subscriptions_service.merge_into(session, target, sources, actor=actor)
+    by_source: dict[uuid.UUID, dict[str, Any]] = {
+        source_id: {"subscriptions": decisions} for source_id, decisions in taken.items()
+    }
+    count = sum(len(decisions) for decisions in taken.values())
+    return MergeStepReport("subscriptions", {"decisions_taken": count}, by_source)
+
+
+async def _activity_step(
+    session: AsyncSession, target: Customer, sources: list[Customer], actor: Actor
+) -> MergeStepReport:
+    moved = await activity_service.merge_into(session, target, sources, actor=actor)
+    by_source: dict[uuid.UUID, dict[str, Any]] = {
+        source_id: {"actions_moved": count} for source_id, count in moved.items()
+    }
+    return MergeStepReport("activity", {"actions_moved": sum(moved.values())}, by_source)
+
+
 # The one explicit list: every domain that owns customer records adds its step here.
-MERGE_STEPS: tuple[MergeStep, ...] = (_identifiers_step, _profile_step, _devices_step)
+MERGE_STEPS: tuple[MergeStep, ...] = (
+    _identifiers_step,
+    _profile_step,
+    _devices_step,
+    _subscriptions_step,
+    _activity_step,
+)
 
 
 @dataclass(frozen=True)

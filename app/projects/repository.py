@@ -73,6 +73,7 @@ _KEY_WITH_PROJECT = (
         Project.default_phone_region,
         Project.rules_version,
         Project.identifier_priority,
+        Project.subscription_channels,
     )
     .join(Project, Project.id == ApiKey.project_id)
     .where(ApiKey.prefix == bindparam("prefix"))

@@ -58,13 +58,14 @@ class ProjectCreate(BaseModel):
 
 
 KeyKind = Literal["secret", "publishable"]
+Channel = Literal["email", "sms", "mobile_push", "web_push", "messenger"]
 PriorityGroup = Literal["customer_id", "external", "discount_card", "phone", "email", "device"]
 
 
-def _distinct_groups(groups: list[str] | None) -> list[str] | None:
-    if groups is not None and len(set(groups)) != len(groups):
-        raise ValueError("each group at most once")
-    return groups
+def _distinct(items: list[str] | None) -> list[str] | None:
+    if items is not None and len(set(items)) != len(items):
+        raise ValueError("each value at most once")
+    return items
 
 
 class ProjectUpdate(BaseModel):
@@ -83,14 +84,18 @@ class ProjectUpdate(BaseModel):
     )
 
     default_phone_region: PhoneRegion | None = None
-    identifier_priority: Annotated[list[PriorityGroup] | None, AfterValidator(_distinct_groups)] = (
-        Field(
-            default=None,
-            max_length=6,
-            description="Which match wins when identifiers point at different customers, "
-            "strongest first; groups left out rank last. Null: the default order "
-            "customer_id > external > discount_card > phone > email > device.",
-        )
+    identifier_priority: Annotated[list[PriorityGroup] | None, AfterValidator(_distinct)] = Field(
+        default=None,
+        max_length=6,
+        description="Which match wins when identifiers point at different customers, "
+        "strongest first; groups left out rank last. Null: the default order "
+        "customer_id > external > discount_card > phone > email > device.",
+    )
+    subscription_channels: Annotated[list[Channel] | None, AfterValidator(_distinct)] = Field(
+        default=None,
+        min_length=1,
+        max_length=5,
+        description="The consent channels the project offers; null: all five.",
     )
 
 
@@ -105,6 +110,7 @@ class ProjectRead(BaseModel):
     identifier_priority: list[str] | None = Field(
         description="Null: the default order (see PATCH)."
     )
+    subscription_channels: list[str] | None = Field(description="Null: all channels.")
     created_at: datetime
     updated_at: datetime
 

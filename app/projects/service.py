@@ -215,6 +215,7 @@ async def authenticate(uow: UnitOfWork, token: str) -> Principal:
             default_phone_region=key.default_phone_region,
             rules_version=key.rules_version,
             identifier_priority=tuple(key.identifier_priority or kinds.DEFAULT_PRIORITY),
+            subscription_channels=tuple(key.subscription_channels or ()),
         ),
         allowed_touchpoints=frozenset(key.allowed_touchpoints),
         kind=key.kind,
