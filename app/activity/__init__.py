@@ -1,0 +1,1 @@
+"""Actions: typed customer events, their declared payload schemas, and the customer feed."""
