@@ -6,7 +6,7 @@ import os
 import signal
 import tempfile
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
@@ -17,12 +17,14 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from app.activity.partitions import ensure_monthly_partitions
 from app.core import migrations
 from app.core.auth import Scope
 from app.core.db import UnitOfWork, async_database_url, create_database
 from app.core.embedded_postgres import start_embedded_postgres
 from app.core.errors import DomainError
 from app.core.pagination import MAX_PAGE_LIMIT
+from app.loyalty import service as loyalty_service
 from app.projects import service as projects_service
 from app.projects.schemas import ApiKeyRead, ProjectRead
 from app.projects.service import IssuedKey
@@ -33,6 +35,10 @@ projects_cli = typer.Typer(help="Manage projects (tenants).", no_args_is_help=Tr
 keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 cli.add_typer(projects_cli, name="projects")
 cli.add_typer(keys_cli, name="keys")
+activity_cli = typer.Typer(help="Maintain the actions table.", no_args_is_help=True)
+cli.add_typer(activity_cli, name="activity")
+loyalty_cli = typer.Typer(help="Points housekeeping.", no_args_is_help=True)
+cli.add_typer(loyalty_cli, name="loyalty")
 console = Console()
 ResultT = TypeVar("ResultT")
 
@@ -311,6 +317,49 @@ def keys_revoke(
         _print_json(key.model_dump(mode="json"))
         return
     console.print(f"key {key.name} ({key.id}) revoked at {key.revoked_at}")
+
+
+@activity_cli.command("partitions")
+def activity_partitions(
+    months_ahead: Annotated[
+        int, typer.Option(min=0, max=120, help="Months after this one to have partitions for.")
+    ] = 12,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the missing monthly partitions of actions (rows waiting in DEFAULT move in)."""
+    created = _with_database(lambda uow: ensure_monthly_partitions(uow, months_ahead=months_ahead))
+    if as_json:
+        _print_json(
+            [
+                {"partition": c.name, "month": c.month.isoformat(), "rows_moved": c.rows_moved}
+                for c in created
+            ]
+        )
+        return
+    if not created:
+        console.print("no partition was missing")
+        return
+    table = Table("partition", "month", "rows moved")
+    for c in created:
+        table.add_row(c.name, c.month.isoformat(), str(c.rows_moved))
+    console.print(table)
+
+
+@loyalty_cli.command("expire")
+def loyalty_expire(
+    now: Annotated[
+        datetime | None,
+        typer.Option(help="Settle as of this instant (default: now); for tests and backfills."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Release pending points that became available and expire points past their expiry."""
+    instant = now.astimezone(UTC) if now is not None else datetime.now(UTC)
+    settled = _with_database(lambda uow: loyalty_service.settle_due(uow, now=instant))
+    if as_json:
+        _print_json({"settled_lots": settled, "as_of": instant.isoformat()})
+        return
+    console.print(f"settled {settled} lot(s) as of {instant.isoformat()}")
 
 
 def main() -> None:

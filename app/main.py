@@ -9,7 +9,8 @@ from fastapi.routing import APIRoute
 
 from app import __version__
 from app.activity.router import router as activity_router
-from app.core.db import async_database_url, create_database
+from app.core.clock import Clock, SystemClock
+from app.core.db import Database, async_database_url, create_database
 from app.core.embedded_postgres import start_embedded_postgres
 from app.core.limits import RequestGuardMiddleware
 from app.core.logging import configure_logging
@@ -24,7 +25,11 @@ from app.devices.router import router as devices_router
 from app.fields.router import router as fields_router
 from app.health.router import router as health_router
 from app.identity.router import router as identity_router
+from app.loyalty.jobs import settle_periodically
+from app.loyalty.router import router as loyalty_router
 from app.projects.router import api_keys_router, projects_router
+from app.promotions.router import CODE_FILE_BODY_LIMIT
+from app.promotions.router import router as promotions_router
 from app.settings import Settings
 from app.subscriptions.router import me_router as me_subscriptions_router
 from app.subscriptions.router import router as subscriptions_router
@@ -41,8 +46,16 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def _start_jobs(database: Database, clock: Clock, settings: Settings) -> list[asyncio.Task[None]]:
+    interval = settings.loyalty_settle_interval_seconds
+    if interval <= 0:
+        return []
+    return [asyncio.create_task(settle_periodically(database, clock, interval_seconds=interval))]
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
+    clock = clock or SystemClock()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
     metrics = HttpMetrics()
 
@@ -55,9 +68,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.track_database_pool(database)
         app.state.database = database
         app.state.migration_head = head_revision()
+        jobs = _start_jobs(database, clock, settings)
         try:
             yield
         finally:
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
             await database.dispose()
 
     app = FastAPI(
@@ -68,13 +85,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
+    app.state.clock = clock
     app.state.metrics = metrics
     app.state.rate_limiter = RateLimiter(
         per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
     )
     install_problem_handlers(app)
     # Added innermost first: the request context wraps everything, so every response has an id.
-    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestGuardMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        # Upload routes whose files outgrow the general limit name their own.
+        route_limits=(CODE_FILE_BODY_LIMIT,),
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestContextMiddleware)
     for router in (
@@ -89,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fields_router,
         identity_router,
         activity_router,
+        loyalty_router,
+        promotions_router,
     ):
         app.include_router(router)
     return app

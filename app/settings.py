@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         description="Requests per second allowed per API key in each process; 0 disables.",
     )
     rate_limit_burst: int = Field(default=100, ge=1)
+    loyalty_settle_interval_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often pending points are released and old points expired; 0: never "
+        "(run `cdp loyalty expire` instead).",
+    )
     log_level: LogLevel = "INFO"
     log_json: bool = Field(default=True, description="One JSON object per log line.")
 

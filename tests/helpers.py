@@ -4,6 +4,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -19,10 +20,25 @@ def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
     return Settings(database_url=database_url, log_level="WARNING", **overrides)
 
 
+class FakeClock:
+    """A clock tests move by hand: time passes only when they say so."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, delta: timedelta) -> None:
+        self.current += delta
+
+
 @asynccontextmanager
-async def app_running(database_url: str, **overrides: Any) -> AsyncIterator[FastAPI]:
+async def app_running(
+    database_url: str, *, clock: FakeClock | None = None, **overrides: Any
+) -> AsyncIterator[FastAPI]:
     """An app with its lifespan entered, as a server would run it."""
-    app = create_app(settings_for_tests(database_url, **overrides))
+    app = create_app(settings_for_tests(database_url, **overrides), clock=clock)
     async with app.router.lifespan_context(app):
         yield app
 

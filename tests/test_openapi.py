@@ -59,5 +59,7 @@ def test_request_bodies_carry_examples(spec: dict[str, Any]) -> None:
         body = operation.get("requestBody")
         if body is None:
             continue
-        ref = body["content"]["application/json"]["schema"]["$ref"]
-        assert schemas[ref.rsplit("/", 1)[1]].get("examples"), operation["operationId"]
+        # JSON, or multipart/form-data where an upload is taken.
+        for content in body["content"].values():
+            ref = content["schema"]["$ref"]
+            assert schemas[ref.rsplit("/", 1)[1]].get("examples"), operation["operationId"]

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.core.clock import Clock
 from app.core.db import Database, UnitOfWork
 from app.core.rate_limit import RateLimiter
 from app.settings import Settings
@@ -28,6 +29,11 @@ async def get_rate_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
+async def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
 async def get_unit_of_work(database: Annotated[Database, Depends(get_database)]) -> UnitOfWork:
     return UnitOfWork(database.sessions)
 
@@ -36,3 +42,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+ClockDep = Annotated[Clock, Depends(get_clock)]

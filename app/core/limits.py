@@ -1,5 +1,9 @@
 """Request guards that run before routing: body size and content type."""
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import DomainError, PayloadTooLarge, UnsupportedMediaType
@@ -19,28 +23,47 @@ def _is_accepted_media_type(content_type: str) -> bool:
     return media_type.startswith("application/") and media_type.endswith("+json")
 
 
+@dataclass(frozen=True)
+class RouteBodyLimit:
+    """A larger body limit for the upload route whose path matches (a file of codes, say):
+    raising the general limit for one upload would raise it for every JSON endpoint."""
+
+    path: re.Pattern[str]
+    max_body_bytes: int
+
+
 class RequestGuardMiddleware:
     """Refuses oversized bodies (413) and bodies of an unreadable type (415) before any work."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, route_limits: Sequence[RouteBodyLimit] = ()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.route_limits = tuple(route_limits)
+
+    def _limit_for(self, path: str) -> int:
+        for route in self.route_limits:
+            if route.path.fullmatch(path):
+                return max(route.max_body_bytes, self.max_body_bytes)
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _METHODS_WITH_BODY:
             await self.app(scope, receive, send)
             return
-        error = self._check_headers(scope)
+        limit = self._limit_for(scope["path"])
+        error = self._check_headers(scope, limit)
         if error is not None:
             await domain_error_response(error, scope["path"])(scope, receive, send)
             return
-        await self.app(scope, self._counting(receive), send)
+        await self.app(scope, self._counting(receive, limit), send)
 
-    def _check_headers(self, scope: Scope) -> DomainError | None:
+    def _check_headers(self, scope: Scope, limit: int) -> DomainError | None:
         content_length = header_value(scope, b"content-length")
         if content_length is not None and content_length.isdigit():
-            if int(content_length) > self.max_body_bytes:
-                return self._too_large()
+            if int(content_length) > limit:
+                return self._too_large(limit)
             has_body = int(content_length) > 0
         else:
             has_body = header_value(scope, b"transfer-encoding") is not None
@@ -51,12 +74,10 @@ class RequestGuardMiddleware:
             )
         return None
 
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"The request body exceeds the limit of {self.max_body_bytes} bytes."
-        )
+    def _too_large(self, limit: int) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
 
-    def _counting(self, receive: Receive) -> Receive:
+    def _counting(self, receive: Receive, limit: int) -> Receive:
         """A chunked body has no Content-Length to check up front, so count as it arrives."""
         received = 0
 
@@ -65,8 +86,8 @@ class RequestGuardMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise self._too_large()
+                if received > limit:
+                    raise self._too_large(limit)
             return message
 
         return receive_counted

@@ -6,7 +6,7 @@ updated first). Each step moves its domain's records from the sources to the tar
 reports what moved from which source; the merge is then recorded once, with all of it,
 on the target, on every source and in the merge tree (enough to revert it later).
 
-Later domains (loyalty, segments) add their step to MERGE_STEPS.
+Later domains (promotions, segments) add their step to MERGE_STEPS.
 """
 
 import uuid
@@ -22,6 +22,8 @@ from app.customers import merging as customers_merging
 from app.customers.models import Customer
 from app.devices import service as devices_service
 from app.identity import service as identity
+from app.loyalty import service as loyalty_service
+from app.promotions import service as promotions_service
 from app.subscriptions import service as subscriptions_service
 
 
@@ -101,6 +103,29 @@ async def _activity_step(
     return MergeStepReport("activity", {"actions_moved": sum(moved.values())}, by_source)
 
 
+async def _points_step(
+    session: AsyncSession, target: Customer, sources: list[Customer], actor: Actor
+) -> MergeStepReport:
+    moved = await loyalty_service.merge_into(session, target, sources, actor=actor)
+    by_source: dict[uuid.UUID, dict[str, Any]] = {
+        source_id: {"point_balances": balances} for source_id, balances in moved.items()
+    }
+    count = sum(len(balances) for balances in moved.values())
+    return MergeStepReport("points", {"balances_merged": count}, by_source)
+
+
+async def _promotions_step(
+    session: AsyncSession, target: Customer, sources: list[Customer], actor: Actor
+) -> MergeStepReport:
+    moved = await promotions_service.merge_into(session, target, sources, actor=actor)
+    counts = {
+        "promo_codes_moved": sum(len(m["promo_codes"]) for m in moved.values()),
+        "prizes_moved": sum(len(m["prizes"]) for m in moved.values()),
+    }
+    by_source: dict[uuid.UUID, dict[str, Any]] = dict(moved)
+    return MergeStepReport("promotions", counts, by_source)
+
+
 # The one explicit list: every domain that owns customer records adds its step here.
 MERGE_STEPS: tuple[MergeStep, ...] = (
     _identifiers_step,
@@ -108,6 +133,8 @@ MERGE_STEPS: tuple[MergeStep, ...] = (
     _devices_step,
     _subscriptions_step,
     _activity_step,
+    _points_step,
+    _promotions_step,
 )
 
 
