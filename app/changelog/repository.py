@@ -4,11 +4,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.changelog.models import ProfileChange
-from app.core.db import table_of
+from app.core.db import customer_history_query, table_of
 
 # A Core (table) insert: the ORM's bulk machinery costs more than the insert itself.
 _INSERT_CHANGES = insert(table_of(ProfileChange))
@@ -27,15 +27,11 @@ async def list_changes(
     before_id: uuid.UUID | None,
     limit: int,
 ) -> list[ProfileChange]:
-    query = (
-        select(ProfileChange)
-        .where(
-            ProfileChange.project_id == project_id,
-            ProfileChange.customer_id.in_(customer_ids),
-        )
-        .order_by(ProfileChange.id.desc())
-        .limit(limit)
+    query = customer_history_query(
+        ProfileChange,
+        project_id=project_id,
+        customer_ids=customer_ids,
+        before_id=before_id,
+        limit=limit,
     )
-    if before_id is not None:
-        query = query.where(ProfileChange.id < before_id)
     return list(await session.scalars(query))

@@ -1,12 +1,13 @@
 """The database: engine, sessions and the unit of work that owns each transaction."""
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self, cast
+from typing import Self, TypeVar, cast
 
-from sqlalchemy import MetaData, Table, make_url
+from sqlalchemy import MetaData, Select, Table, make_url, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -37,6 +38,31 @@ class Base(DeclarativeBase):
 def table_of(model: type[Base]) -> Table:
     """The Core table of a model, for statements that skip the ORM on hot paths."""
     return cast(Table, model.__table__)
+
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+
+def customer_history_query(
+    model: type[ModelT],
+    *,
+    project_id: uuid.UUID,
+    customer_ids: Sequence[uuid.UUID],
+    before_id: uuid.UUID | None,
+    limit: int,
+) -> Select[ModelT]:
+    """A page of a per-customer history table (project_id, customer_id, time-ordered id),
+    newest first: the shape every changelog and ledger shares."""
+    table = table_of(model)
+    query = (
+        select(model)
+        .where(table.c.project_id == project_id, table.c.customer_id.in_(customer_ids))
+        .order_by(table.c.id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(table.c.id < before_id)
+    return query
 
 
 _ACCEPTED_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})

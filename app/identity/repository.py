@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import BigInteger
 
-from app.core.db import table_of
+from app.core.db import customer_history_query, table_of
 from app.identity.models import BlockedIdentifier, CustomerIdentifier, IdentifierHistory
 
 # unnest() yields the keys in array order, so locks are taken in the order given.
@@ -134,17 +134,13 @@ async def list_history(
     before_id: uuid.UUID | None,
     limit: int,
 ) -> list[IdentifierHistory]:
-    query = (
-        select(IdentifierHistory)
-        .where(
-            IdentifierHistory.project_id == project_id,
-            IdentifierHistory.customer_id.in_(customer_ids),
-        )
-        .order_by(IdentifierHistory.id.desc())
-        .limit(limit)
+    query = customer_history_query(
+        IdentifierHistory,
+        project_id=project_id,
+        customer_ids=customer_ids,
+        before_id=before_id,
+        limit=limit,
     )
-    if before_id is not None:
-        query = query.where(IdentifierHistory.id < before_id)
     return list(await session.scalars(query))
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import table_of
+from app.core.db import customer_history_query, table_of
 from app.core.ids import new_id
 from app.loyalty.models import PointAccount, PointBalance, PointLot, PointSpend, PointTransaction
 
@@ -160,14 +160,12 @@ async def transactions(
     before_id: uuid.UUID | None,
     limit: int,
 ) -> list[PointTransaction]:
-    query = (
-        select(PointTransaction)
-        .where(
-            PointTransaction.project_id == project_id,
-            PointTransaction.customer_id.in_(customer_ids),
-        )
-        .order_by(PointTransaction.id.desc())
-        .limit(limit)
+    query = customer_history_query(
+        PointTransaction,
+        project_id=project_id,
+        customer_ids=customer_ids,
+        before_id=before_id,
+        limit=limit,
     )
     if account_id is not None:
         query = query.where(PointTransaction.account_id == account_id)
@@ -177,8 +175,6 @@ async def transactions(
         query = query.where(PointTransaction.created_at >= since)
     if until is not None:
         query = query.where(PointTransaction.created_at < until)
-    if before_id is not None:
-        query = query.where(PointTransaction.id < before_id)
     return list(await session.scalars(query))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import table_of
+from app.core.db import customer_history_query, table_of
 from app.subscriptions.models import Subscription, SubscriptionChange, SubscriptionTopic
 
 _subscriptions = table_of(Subscription)
@@ -82,15 +82,11 @@ async def history(
     before_id: uuid.UUID | None,
     limit: int,
 ) -> list[SubscriptionChange]:
-    query = (
-        select(SubscriptionChange)
-        .where(
-            SubscriptionChange.project_id == project_id,
-            SubscriptionChange.customer_id.in_(customer_ids),
-        )
-        .order_by(SubscriptionChange.id.desc())
-        .limit(limit)
+    query = customer_history_query(
+        SubscriptionChange,
+        project_id=project_id,
+        customer_ids=customer_ids,
+        before_id=before_id,
+        limit=limit,
     )
-    if before_id is not None:
-        query = query.where(SubscriptionChange.id < before_id)
     return list(await session.scalars(query))
