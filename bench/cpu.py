@@ -148,3 +148,29 @@ class CpuSampler:
                 self._ticks["postgres"] += delta
             elif proc.pid in ours:
                 self._ticks["load"] += delta
+
+
+def wait_until_idle(
+    root_pid: int, *, below_cores: float = 0.1, interval: float = 0.5, timeout: float = 30.0
+) -> float:
+    """Wait until the process tree of `root_pid` uses less than `below_cores` over one
+    `interval` (or `timeout` passed); returns the seconds waited.
+
+    After wrk stops, the API still works off the requests wrk had in flight (a batch takes
+    a second under load): without this the next measurement would share the CPU with them.
+    """
+    started = time.monotonic()
+
+    def tree_ticks() -> int:
+        procs = _read_procs()
+        pids = _descendants(procs, root_pid) | {root_pid}
+        return sum(proc.ticks for proc in procs.values() if proc.pid in pids)
+
+    before = tree_ticks()
+    while time.monotonic() - started < timeout:
+        time.sleep(interval)
+        after = tree_ticks()
+        if (after - before) / _TICKS_PER_SECOND / interval < below_cores:
+            break
+        before = after
+    return time.monotonic() - started

@@ -1,4 +1,5 @@
-"""The benchmark database: dropped, created, migrated, given a project, a key and seeded."""
+"""The benchmark database: dropped, created, migrated, given a project, a key, the action
+type of the ingest scenarios, and seeded."""
 
 import asyncio
 import re
@@ -9,10 +10,13 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy import make_url
 
+from app.activity import service as activity_service
+from app.activity.schemas import ActionTypeCreate
 from app.core import migrations
 from app.core.db import UnitOfWork, async_database_url, create_database
 from app.projects import service as projects_service
 from app.settings import Settings
+from bench.scenarios import ACTION_SCHEMA, ACTION_TYPE
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 PROJECT_NAME = "bench"
@@ -117,11 +121,21 @@ async def recreate(url: str) -> None:
 
 
 async def _create_project(url: str) -> projects_service.IssuedKey:
+    """The project, its admin key, and the action type the ingest scenarios record."""
     settings = Settings(database_url=url, db_pool_size=1, db_max_overflow=0)
     database = create_database(async_database_url(url), settings)
     try:
         _, issued = await projects_service.create_project(
             UnitOfWork(database.sessions), name=PROJECT_NAME
+        )
+        await activity_service.create_action_type(
+            UnitOfWork(database.sessions),
+            issued.api_key.project_id,
+            ActionTypeCreate(
+                key=ACTION_TYPE,
+                description="A purchase (benchmark)",
+                payload_schema=ACTION_SCHEMA,
+            ),
         )
         return issued
     finally:
@@ -148,7 +162,8 @@ async def _seed(url: str, project_id: uuid.UUID, count: int) -> list[str]:
 
 
 def prepare(url: str, *, seed_count: int, ids_file: Path) -> Prepared:
-    """Drop and create the database, migrate it, create the project and seed customers."""
+    """Drop and create the database, migrate it, create the project, its key and the action
+    type, and seed customers."""
     asyncio.run(recreate(url))
     migrations.upgrade(url)
     issued = asyncio.run(_create_project(url))

@@ -1,14 +1,17 @@
-"""Load on the customer endpoints, next to the raw-PostgreSQL cost of the same SQL.
+"""Load on the customer and action-ingest endpoints, next to the raw-PostgreSQL cost of
+the same SQL.
 
 `bench/run [options]` (or `python -m bench.identify_load`): recreates the database, seeds
-customers, starts `cdp serve`, then for every round and scenario measures the API with
-wrk and the equivalent statements with pgbench, at the same concurrency. Prints medians,
-per-round figures and where the CPU went; writes bench/results/<timestamp>.json.
+customers, declares an action type, starts `cdp serve`, then for every round and scenario
+measures the API with wrk and the equivalent statements with pgbench, at the same
+concurrency. Prints medians, per-round figures and where the CPU went; writes
+bench/results/<timestamp>.json.
 See bench/README.md for what each baseline includes and leaves out.
 """
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import secrets
@@ -26,6 +29,7 @@ from typing import Any
 
 from bench import database, report
 from bench.api_server import ApiServer, ServerError, http
+from bench.cpu import wait_until_idle
 from bench.database import BenchSetupError, Prepared
 from bench.measure import (
     ApiTarget,
@@ -35,7 +39,16 @@ from bench.measure import (
     run_pgbench,
     run_wrk,
 )
-from bench.scenarios import BENCH_DIR, Scenario, select_scenarios
+from bench.scenarios import (
+    ACTION_PAYLOAD,
+    ACTION_TYPE,
+    BENCH_DIR,
+    DEFAULT_BATCH_SIZE,
+    MAX_BATCH_SIZE,
+    SCENARIOS,
+    Scenario,
+    select_scenarios,
+)
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/cdp_bench"
 RESULTS_DIR = BENCH_DIR / "results"
@@ -46,7 +59,8 @@ _CONNECTION_MARGIN = 10
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench/run",
-        description="HTTP API vs raw PostgreSQL on the identify/lookup/get endpoints.",
+        description="HTTP API vs raw PostgreSQL on the identify/lookup/get and action-ingest "
+        "endpoints.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
@@ -62,8 +76,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios",
         default="all",
-        help="all, or a comma-separated subset of "
-        "identify_new,identify_existing,lookup_email,get_customer",
+        help=f"all, or a comma-separated subset of {','.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"actions per POST /v1/actions/batch (action_batch), 1..{MAX_BATCH_SIZE}",
     )
     parser.add_argument(
         "--warmup",
@@ -84,6 +103,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.warmup < 0:
         parser.error("--warmup must not be negative")
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        # pgbench takes at most 255 parameters per statement (the row-lock statement).
+        parser.error(f"--batch-size must be between 1 and {MAX_BATCH_SIZE}")
     try:
         args.scenario_list = select_scenarios(args.scenarios)
     except ValueError as error:
@@ -138,13 +160,32 @@ def _say(message: str = "") -> None:
     print(message, flush=True)
 
 
+def _action(customer_id: str, external_id: str | None = None) -> dict[str, Any]:
+    action: dict[str, Any] = {
+        "customer": {"customer_id": customer_id},
+        "type": ACTION_TYPE,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "payload": json.loads(ACTION_PAYLOAD),
+    }
+    if external_id is not None:
+        action["external_id"] = external_id
+    return action
+
+
 def _smoke(
-    scenario: Scenario, server: ApiServer, prepared: Prepared, first_id: str, run_id: str
+    scenario: Scenario,
+    server: ApiServer,
+    prepared: Prepared,
+    seeded_ids: list[str],
+    run_id: str,
+    batch_size: int,
 ) -> str | None:
     """One request of the scenario before the load: None if it answers as it should."""
     base, token = server.base_url, prepared.api_key
-    body = {"profile": {"first_name": "Bench"}}
+    first_id = seeded_ids[0]
+    body: dict[str, Any] = {"profile": {"first_name": "Bench"}}
     expected_result: str | None = None
+    expected_stored: int | None = None
     if scenario.name == "identify_new":
         body["identifiers"] = {"email": f"smoke-{run_id}@bench.example"}
         answer = http("POST", f"{base}/v1/customers/identify", token=token, body=body)
@@ -155,6 +196,13 @@ def _smoke(
         expected_result = "unchanged"
     elif scenario.name == "lookup_email":
         answer = http("GET", f"{base}/v1/customers/lookup?email=seed1%40bench.example", token=token)
+    elif scenario.name == "action_single":
+        action = _action(first_id, external_id=f"smoke-{run_id}")
+        answer = http("POST", f"{base}/v1/actions", token=token, body=action)
+    elif scenario.name == "action_batch":
+        actions = [_action(seeded_ids[k % len(seeded_ids)]) for k in range(batch_size)]
+        answer = http("POST", f"{base}/v1/actions/batch", token=token, body={"actions": actions})
+        expected_stored = batch_size
     else:
         answer = http("GET", f"{base}/v1/customers/{first_id}", token=token)
     if answer.status != scenario.expected_status:
@@ -168,6 +216,12 @@ def _smoke(
     ):
         got = payload.get("result") if isinstance(payload, dict) else answer.body[:200]
         return f"{scenario.name}: expected result {expected_result!r}, got {got!r}"
+    if expected_stored is not None and (
+        not isinstance(payload, dict)
+        or payload.get("stored") != expected_stored
+        or payload.get("rejected") != 0
+    ):
+        return f"{scenario.name}: expected {expected_stored} stored, got {answer.body[:500]}"
     return None
 
 
@@ -175,15 +229,24 @@ def _describe(m: Measurement) -> str:
     unit = "req/s" if m.side == "api" else "tps  "
     p50 = "-" if m.p50_ms is None else f"{m.p50_ms:7.2f}"
     p99 = "-" if m.p99_ms is None else f"{m.p99_ms:7.2f}"
-    line = (
-        f"  round {m.round}  {m.scenario:<18} {m.side:<8} {m.throughput:9.1f} {unit}"
-        f"  p50 {p50} ms  p99 {p99} ms  errors {m.errors}"
-    )
+    line = f"  round {m.round}  {m.scenario:<18} {m.side:<8} {m.throughput:9.1f} {unit}"
+    if m.actions_per_second is not None:
+        line += f" ({m.actions_per_second:,.0f} actions/s)"
+    line += f"  p50 {p50} ms  p99 {p99} ms  errors {m.errors}"
     if m.cpu is not None:
         line += f"  | {m.cpu.describe()}"
     if m.error_detail:
         line += f"\n    !!! {m.error_detail}"
     return line
+
+
+def _settle(server: ApiServer) -> None:
+    """Let the API finish the requests wrk left in flight before anything else is measured."""
+    if server.pid is None:
+        return
+    waited = wait_until_idle(server.pid)
+    if waited > 2:
+        _say(f"  (the API took {waited:.1f}s to finish the requests wrk left in flight)")
 
 
 def _server_log_problems(log_path: Path) -> list[str]:
@@ -220,10 +283,15 @@ def run(args: argparse.Namespace) -> int:
     _say(f"wrk: {_version([wrk, '--version'])}")
     _say(f"pgbench: {_version([pgbench, '--version'])}")
     _say(f"database: {url}")
+    batch_note = (
+        f"; batches of {args.batch_size} actions"
+        if any(s.ingest == "batch" for s in scenarios)
+        else ""
+    )
     _say(
         f"scenarios: {', '.join(s.name for s in scenarios)}; rounds {args.rounds} x "
         f"{args.duration}s; {args.connections} connections; {args.workers} API workers; "
-        f"baseline {args.baseline}"
+        f"baseline {args.baseline}{batch_note}"
     )
     _say("=" * 78)
     if pool_needed > free:
@@ -244,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
         prepared = database.prepare(
             url, seed_count=args.seed_customers, ids_file=workdir / "seeded_ids.txt"
         )
-        first_id = prepared.ids_file.read_text().split("\n", 1)[0]
+        seeded_ids = prepared.ids_file.read_text().split()
         _say(f"setup: done in {time.monotonic() - t0:.1f}s (project {prepared.project_id})")
 
         server = ApiServer(
@@ -265,6 +333,7 @@ def run(args: argparse.Namespace) -> int:
                 api_key=prepared.api_key,
                 seed_count=prepared.seed_count,
                 ids_file=prepared.ids_file,
+                batch_size=args.batch_size,
                 api_pid=server.pid,
             )
             pg_target = PgTarget(
@@ -276,13 +345,15 @@ def run(args: argparse.Namespace) -> int:
                     "seeds": str(prepared.seed_count),
                     "full": "1" if args.baseline == "full" else "0",
                     "prefix": "unset",
+                    "payload": ACTION_PAYLOAD,
                 },
+                batch_size=args.batch_size,
                 api_pid=server.pid,
             )
 
             healthy: list[Scenario] = []
             for scenario in scenarios:
-                problem = _smoke(scenario, server, prepared, first_id, run_id)
+                problem = _smoke(scenario, server, prepared, seeded_ids, run_id, args.batch_size)
                 if problem is None:
                     healthy.append(scenario)
                 else:
@@ -302,6 +373,7 @@ def run(args: argparse.Namespace) -> int:
                         round_number=0,
                         workdir=workdir,
                     )
+                    _settle(server)
                     if warmup.errors:
                         problems.append(
                             f"warm-up {scenario.name}: {warmup.errors} errors "
@@ -347,6 +419,8 @@ def run(args: argparse.Namespace) -> int:
                             )
                         measurements.append(measurement)
                         _say(_describe(measurement))
+                        if side == "api":
+                            _settle(server)
                         if measurement.errors:
                             problems.append(
                                 f"round {round_number} {scenario.name} {side}: "
@@ -369,7 +443,9 @@ def run(args: argparse.Namespace) -> int:
 
     if interrupted:
         problems.append("interrupted before the end: figures are partial")
-    summaries = report.summarize([s.name for s in scenarios], measurements)
+    summaries = report.summarize(
+        [(s.name, s.actions_per_request(args.batch_size)) for s in scenarios], measurements
+    )
     meta: dict[str, Any] = {
         "run_id": run_id,
         "started_at": started.isoformat(),
@@ -393,6 +469,7 @@ def run(args: argparse.Namespace) -> int:
             "warmup_s": args.warmup,
             "scenarios": [s.name for s in scenarios],
             "baseline": args.baseline,
+            "batch_size": args.batch_size,
             "pgbench_protocol": "prepared",
         },
     }
@@ -414,6 +491,11 @@ def run(args: argparse.Namespace) -> int:
     )
     _say(report.summary_table(summaries))
     _say("API/PG: API requests/s divided by PostgreSQL transactions/s of the same statements.")
+    if any(s.actions_per_request is not None for s in summaries):
+        _say()
+        _say("Action ingest (one baseline transaction stores what one request stores):")
+        _say(report.actions_table(summaries))
+        _say("API/PG: API actions/s divided by PostgreSQL rows/s into `actions`.")
     _say(f"results: {json_path.relative_to(BENCH_DIR.parent)}")
     if server_log_copy is not None:
         _say(f"server log: {server_log_copy.relative_to(BENCH_DIR.parent)}")

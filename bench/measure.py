@@ -26,6 +26,8 @@ class Measurement:
     scenario: str
     round: int
     throughput: float  # requests/s (API) or transactions/s (PostgreSQL)
+    # Ingest scenarios: actions stored per second (throughput x actions per request).
+    actions_per_second: float | None
     p50_ms: float | None
     p99_ms: float | None
     completed: int  # responses (API) or transactions (PostgreSQL)
@@ -39,6 +41,11 @@ class Measurement:
 
 def _tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _per_second(throughput: float, scenario: Scenario, batch_size: int) -> float | None:
+    per_request = scenario.actions_per_request(batch_size)
+    return None if per_request is None else throughput * per_request
 
 
 def _run(
@@ -73,6 +80,8 @@ _WRK_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
 _WRK_REQUESTS = re.compile(r"^\s*(\d+) requests in ", re.M)
 _WRK_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _WRK_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+# Printed by the done() of scripts that read the answers (bench/lua/common.lua: report).
+_WRK_CHECK = re.compile(r"^bench-check: (\d+) unexpected of (\d+) checked$", re.M)
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,9 @@ class WrkFigures:
     p99_ms: float
     non_2xx: int
     socket_errors: dict[str, int]
+    # Answers the script read (None: it reads none) and those not as the scenario expects.
+    checked: int | None = None
+    unexpected: int = 0
 
 
 def parse_wrk(output: str) -> WrkFigures:
@@ -97,6 +109,7 @@ def parse_wrk(output: str) -> WrkFigures:
         raise MeasurementError("cannot read wrk's output:\n" + _tail(output))
     non_2xx = _WRK_NON_2XX.search(output)
     socket = _WRK_SOCKET.search(output)
+    check = _WRK_CHECK.search(output)
     socket_errors = (
         dict(zip(("connect", "read", "write", "timeout"), map(int, socket.groups()), strict=True))
         if socket
@@ -109,6 +122,8 @@ def parse_wrk(output: str) -> WrkFigures:
         p99_ms=percentiles[99],
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=socket_errors,
+        checked=int(check.group(2)) if check else None,
+        unexpected=int(check.group(1)) if check else 0,
     )
 
 
@@ -118,6 +133,7 @@ class ApiTarget:
     api_key: str
     seed_count: int
     ids_file: Path
+    batch_size: int
     api_pid: int | None
 
 
@@ -139,6 +155,7 @@ def run_wrk(
         "BENCH_SEED_COUNT": str(target.seed_count),
         "BENCH_IDS_FILE": str(target.ids_file),
         "BENCH_RUN_PREFIX": run_prefix,
+        "BENCH_BATCH_SIZE": str(target.batch_size),
     }
     command = [
         wrk,
@@ -161,6 +178,13 @@ def run_wrk(
     details = []
     if figures.non_2xx:
         details.append(f"{figures.non_2xx} non-2xx responses")
+    # The ingest scripts read every answer: a 2xx can still be wrong (a batch answers 200
+    # with its rejected actions; a replayed external_id answers 200).
+    unread = scenario.reads_answers and not figures.checked
+    if unread:
+        details.append("the script read no answer (no bench-check line from wrk)")
+    if figures.unexpected:
+        details.append(f"{figures.unexpected} answers not as expected (2xx, wrong content)")
     if socket_total:
         parts = ", ".join(f"{k} {v}" for k, v in figures.socket_errors.items() if v)
         details.append(f"socket errors: {parts}")
@@ -169,10 +193,11 @@ def run_wrk(
         scenario=scenario.name,
         round=round_number,
         throughput=figures.requests_per_second,
+        actions_per_second=_per_second(figures.requests_per_second, scenario, target.batch_size),
         p50_ms=figures.p50_ms,
         p99_ms=figures.p99_ms,
         completed=figures.requests,
-        errors=figures.non_2xx + socket_total,
+        errors=figures.non_2xx + socket_total + figures.unexpected + (1 if unread else 0),
         error_detail="; ".join(details),
         cpu=cpu,
     )
@@ -240,6 +265,7 @@ def pgbench_latencies_ms(log_prefix: Path) -> list[float]:
 class PgTarget:
     database_url: str
     variables: dict[str, str]
+    batch_size: int
     api_pid: int | None
 
 
@@ -261,7 +287,7 @@ def run_pgbench(
         f"--client={connections}",
         f"--jobs={min(2, connections)}",
         f"--time={duration}",
-        f"--file={scenario.sql}",
+        f"--file={scenario.pgbench_script(target.batch_size, workdir)}",
         "--log",
         f"--log-prefix={log_prefix}",
     ]
@@ -296,6 +322,7 @@ def run_pgbench(
         scenario=scenario.name,
         round=round_number,
         throughput=figures.tps,
+        actions_per_second=_per_second(figures.tps, scenario, target.batch_size),
         p50_ms=percentile(latencies, 50) if latencies else None,
         p99_ms=percentile(latencies, 99) if latencies else None,
         completed=figures.transactions,

@@ -22,6 +22,11 @@ class ScenarioSummary:
     pg_p99_ms: float | None
     api_errors: int
     pg_errors: int
+    # Ingest scenarios: actions per request (= rows per baseline transaction) and the
+    # medians of actions/s; None for the others.
+    actions_per_request: int | None = None
+    api_actions_per_second: float | None = None
+    pg_actions_per_second: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -30,6 +35,13 @@ class ScenarioSummary:
             return None
         return self.api_rps / self.pg_tps
 
+    @property
+    def actions_ratio(self) -> float | None:
+        """API actions/s as a share of the baseline's rows/s."""
+        if self.api_actions_per_second is None or not self.pg_actions_per_second:
+            return None
+        return self.api_actions_per_second / self.pg_actions_per_second
+
 
 def _median(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
@@ -37,10 +49,11 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 
 def summarize(
-    scenarios: Sequence[str], measurements: Sequence[Measurement]
+    scenarios: Sequence[tuple[str, int | None]], measurements: Sequence[Measurement]
 ) -> list[ScenarioSummary]:
+    """Per scenario (name, actions per request or None): medians over its rounds."""
     summaries = []
-    for name in scenarios:
+    for name, actions_per_request in scenarios:
         api = [m for m in measurements if m.scenario == name and m.side == "api"]
         pg = [m for m in measurements if m.scenario == name and m.side == "postgres"]
         summaries.append(
@@ -55,6 +68,9 @@ def summarize(
                 pg_p99_ms=_median([m.p99_ms for m in pg]),
                 api_errors=sum(m.errors for m in api),
                 pg_errors=sum(m.errors for m in pg),
+                actions_per_request=actions_per_request,
+                api_actions_per_second=_median([m.actions_per_second for m in api]),
+                pg_actions_per_second=_median([m.actions_per_second for m in pg]),
             )
         )
     return summaries
@@ -108,12 +124,40 @@ def summary_table(summaries: Sequence[ScenarioSummary]) -> str:
     return table(headers, rows)
 
 
+def actions_table(summaries: Sequence[ScenarioSummary]) -> str:
+    """The ingest scenarios only: requests and actions per second on both sides."""
+    headers = [
+        "scenario",
+        "actions/req",
+        "API req/s",
+        "API actions/s",
+        "PG tps",
+        "PG rows/s",
+        "API/PG",
+    ]
+    rows = [
+        [
+            s.scenario,
+            str(s.actions_per_request),
+            _num(s.api_rps),
+            _num(s.api_actions_per_second, 0),
+            _num(s.pg_tps),
+            _num(s.pg_actions_per_second, 0),
+            "-" if s.actions_ratio is None else f"{s.actions_ratio:.2f}",
+        ]
+        for s in summaries
+        if s.actions_per_request is not None
+    ]
+    return table(headers, rows)
+
+
 def rounds_table(measurements: Sequence[Measurement]) -> str:
     headers = [
         "round",
         "scenario",
         "side",
         "req|tx/s",
+        "actions/s",
         "p50 ms",
         "p99 ms",
         "done",
@@ -132,6 +176,7 @@ def rounds_table(measurements: Sequence[Measurement]) -> str:
                 m.scenario,
                 m.side,
                 _num(m.throughput),
+                _num(m.actions_per_second, 0),
                 _num(m.p50_ms, 2),
                 _num(m.p99_ms, 2),
                 str(m.completed),
@@ -171,6 +216,10 @@ def write_json(
                 "api_over_pg_throughput": s.ratio,
                 "api_errors": s.api_errors,
                 "pg_errors": s.pg_errors,
+                "actions_per_request": s.actions_per_request,
+                "api_actions_per_second": s.api_actions_per_second,
+                "pg_rows_per_second": s.pg_actions_per_second,
+                "api_over_pg_actions": s.actions_ratio,
             }
             for s in summaries
         ],

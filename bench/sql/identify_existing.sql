@@ -6,7 +6,7 @@
 \if :full
 -- Authentication with the project's settings (app/projects/repository.py:
 -- key_with_project), one autocommit statement.
-SELECT k.id, k.project_id, k.name, k.secret_hash, k.scopes, k.touchpoint, k.allowed_touchpoints, k.expires_at, k.last_used_at, k.revoked_at, p.default_phone_region, p.rules_version FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.prefix = :keyprefix;
+SELECT k.id, k.project_id, k.name, k.kind, k.secret_hash, k.scopes, k.touchpoint, k.allowed_touchpoints, k.expires_at, k.last_used_at, k.revoked_at, p.default_phone_region, p.rules_version, p.identifier_priority, p.subscription_channels FROM api_keys k JOIN projects p ON p.id = k.project_id WHERE k.prefix = :keyprefix;
 \endif
 BEGIN;
 SELECT pg_advisory_xact_lock(k) FROM unnest(ARRAY[hashtextextended('identifier' || :project::text || 'email' || 'seed' || :i::text || '@bench.example', 0)]) AS k;
