@@ -5,7 +5,6 @@ domain's view of a customer, so its code is here.
 """
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, status
@@ -27,15 +26,14 @@ from app.activity.schemas import (
 from app.activity.service import FeedQuery
 from app.core.auth import Actor, Principal, Scope
 from app.core.dependencies import SettingsDep, UnitOfWorkDep
-from app.core.errors import FieldError, InvalidInput
 from app.core.idempotency import IdempotentRequest
 from app.core.pagination import (
     DEFAULT_PAGE_LIMIT,
     Page,
     PageCursor,
     PageLimit,
-    decode_cursor,
     decode_id_cursor,
+    decode_time_id_cursor,
     split_page,
 )
 from app.core.problems import problem_responses
@@ -206,7 +204,7 @@ async def activity_list_for_customer(
         include_system=include_system,
         since=since,
         until=until,
-        before=_feed_position(cursor),
+        before=decode_time_id_cursor(cursor),
         limit=limit + 1,
     )
     rows = await service.customer_feed(uow, principal.project_id, customer_id, query)
@@ -214,24 +212,3 @@ async def activity_list_for_customer(
         rows, limit, lambda row: [row.occurred_at.isoformat(), str(row.id)]
     )
     return Page(items=[feed_item_read(row) for row in items], next_cursor=next_cursor)
-
-
-def _feed_position(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    """The (occurred_at, id) of the last item of the previous page."""
-    if cursor is None:
-        return None
-    key = decode_cursor(cursor)
-    try:
-        at, row_id = datetime.fromisoformat(str(key[0])), uuid.UUID(str(key[1]))
-    except (IndexError, ValueError) as error:
-        raise _invalid_cursor() from error
-    if at.tzinfo is None:
-        raise _invalid_cursor()
-    return at, row_id
-
-
-def _invalid_cursor() -> InvalidInput:
-    return InvalidInput(
-        "The cursor is not one this API returned.",
-        errors=[FieldError(location="query", pointer="/cursor", message="Invalid cursor")],
-    )

@@ -9,6 +9,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
@@ -69,6 +70,20 @@ def decode_id_cursor(cursor: str | None) -> uuid.UUID | None:
         return uuid.UUID(str(key[0]))
     except (IndexError, ValueError) as error:
         raise _invalid_cursor() from error
+
+
+def decode_time_id_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The (timestamp, id) after which a page sorted by time, then id, continues."""
+    if cursor is None:
+        return None
+    key = decode_cursor(cursor)
+    try:
+        at, row_id = datetime.fromisoformat(str(key[0])), uuid.UUID(str(key[1]))
+    except (IndexError, ValueError) as error:
+        raise _invalid_cursor() from error
+    if at.tzinfo is None:
+        raise _invalid_cursor()
+    return at, row_id
 
 
 RowT = TypeVar("RowT")

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.core.auth import Actor, Principal, Scope
 from app.core.dependencies import UnitOfWorkDep
-from app.core.errors import FieldError, InvalidInput, UnsupportedMediaType
+from app.core.errors import UnsupportedMediaType
 from app.core.idempotency import IdempotentRequest
 from app.core.limits import RouteBodyLimit
 from app.core.pagination import (
@@ -19,8 +19,8 @@ from app.core.pagination import (
     Page,
     PageCursor,
     PageLimit,
-    decode_cursor,
     decode_id_cursor,
+    decode_time_id_cursor,
     split_page,
 )
 from app.core.problems import problem_responses
@@ -231,7 +231,7 @@ async def loyalty_list_promo_codes(
     limit: PageLimit = DEFAULT_PAGE_LIMIT,
 ) -> Page[PromoCodeRead]:
     """The customer's promo codes and their status, most recently issued first."""
-    query = CodesQuery(status=status_filter, before=_issued_position(cursor), limit=limit + 1)
+    query = CodesQuery(status=status_filter, before=decode_time_id_cursor(cursor), limit=limit + 1)
     rows = await service.customer_codes(uow, principal.project_id, customer_id, query)
     items, next_cursor = split_page(
         rows, limit, lambda row: [_isoformat(row[0].issued_at), str(row[0].id)]
@@ -247,27 +247,6 @@ def _isoformat(at: datetime | None) -> str:
     if at is None:
         raise ValueError("a customer's code without issued_at")
     return at.isoformat()
-
-
-def _issued_position(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    """The (issued_at, id) of the last code of the previous page."""
-    if cursor is None:
-        return None
-    key = decode_cursor(cursor)
-    try:
-        at, row_id = datetime.fromisoformat(str(key[0])), uuid.UUID(str(key[1]))
-    except (IndexError, ValueError) as error:
-        raise _invalid_cursor() from error
-    if at.tzinfo is None:
-        raise _invalid_cursor()
-    return at, row_id
-
-
-def _invalid_cursor() -> InvalidInput:
-    return InvalidInput(
-        "The cursor is not one this API returned.",
-        errors=[FieldError(location="query", pointer="/cursor", message="Invalid cursor")],
-    )
 
 
 @router.post(
