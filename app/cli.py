@@ -24,7 +24,7 @@ from app.core.db import UnitOfWork, async_database_url, create_database
 from app.core.embedded_postgres import start_embedded_postgres
 from app.core.errors import DomainError
 from app.core.pagination import MAX_PAGE_LIMIT
-from app.loyalty import service as loyalty_service
+from app.loyalty import settlement as loyalty_settlement
 from app.projects import service as projects_service
 from app.projects.schemas import ApiKeyRead, ProjectRead
 from app.projects.service import IssuedKey
@@ -355,7 +355,7 @@ def loyalty_expire(
 ) -> None:
     """Release pending points that became available and expire points past their expiry."""
     instant = now.astimezone(UTC) if now is not None else datetime.now(UTC)
-    settled = _with_database(lambda uow: loyalty_service.settle_due(uow, now=instant))
+    settled = _with_database(lambda uow: loyalty_settlement.settle_due(uow, now=instant))
     if as_json:
         _print_json({"settled_lots": settled, "as_of": instant.isoformat()})
         return

@@ -7,7 +7,7 @@ import logging
 
 from app.core.clock import Clock
 from app.core.db import Database, UnitOfWork
-from app.loyalty import service
+from app.loyalty import settlement
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ async def settle_periodically(database: Database, clock: Clock, *, interval_seco
     while True:
         await asyncio.sleep(interval_seconds)
         try:
-            settled = await service.settle_due(UnitOfWork(database.sessions), now=clock.now())
+            settled = await settlement.settle_due(UnitOfWork(database.sessions), now=clock.now())
         except Exception:
             # A failed round is retried at the next interval; the job must outlive it.
             logger.exception("settling points failed")

@@ -19,7 +19,7 @@ from app.core.pagination import (
     split_page,
 )
 from app.core.problems import problem_responses
-from app.loyalty import service
+from app.loyalty import ledger, service
 from app.loyalty.models import PointAccount, PointTransaction
 from app.loyalty.schemas import (
     AccountCreate,
@@ -118,7 +118,7 @@ async def loyalty_create_transaction(
         "loyalty_create_transaction",
         {"customer_id": str(customer_id), **body.model_dump(mode="json")},
     )
-    stored = await service.create_transaction(
+    stored = await ledger.create_transaction(
         uow, actor, customer_id, body, now=clock.now(), idempotent=idempotent, render=_rendered
     )
     return JSONResponse(stored.body, status_code=stored.status_code)
@@ -138,7 +138,7 @@ async def loyalty_reverse_transaction(
     clock: ClockDep,
 ) -> TransactionRead:
     """Reverse an accrual or a redemption, once; the reversal is a transaction of its own."""
-    reversal = await service.reverse_transaction(
+    reversal = await ledger.reverse_transaction(
         uow, actor, customer_id, transaction_id, now=clock.now()
     )
     accounts = {a.id: a.code for a in await service.list_accounts(uow, actor.project_id)}

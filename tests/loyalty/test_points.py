@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.core.db import UnitOfWork
-from app.loyalty import service
+from app.loyalty import settlement
 from tests.conftest import _asyncpg_dsn
 from tests.factories import ProjectWithKey, identify, make_project
 from tests.helpers import FakeClock, app_running, asgi_client
@@ -253,10 +253,10 @@ class TestTime:
         clock.advance(timedelta(days=20))  # day 31: 7 left of the first lot expire
         assert (await _balances(http, shop, customer))["bonus"]["available"] == 5
         uow = UnitOfWork(clocked_app.state.database.sessions)
-        assert await service.settle_due(uow, now=clock.now()) == 1
-        assert await service.settle_due(uow, now=clock.now()) == 0  # settled once
+        assert await settlement.settle_due(uow, now=clock.now()) == 1
+        assert await settlement.settle_due(uow, now=clock.now()) == 0  # settled once
         clock.advance(timedelta(days=10))  # day 41: the second lot expires too
-        await service.settle_due(uow, now=clock.now())
+        await settlement.settle_due(uow, now=clock.now())
         balance = (await _balances(http, shop, customer))["bonus"]
         assert (balance["available"], balance["expired"], balance["spent"]) == (0, 12, 3)
         expiries = await http.get(
