@@ -13,7 +13,7 @@ from app.core.problems import problem_responses
 from app.customers import service as customers_service
 from app.customers.presenters import customer_read
 from app.customers.schemas import CustomerRead
-from app.devices import service
+from app.devices import service, tokens
 from app.devices.models import CustomerDevice, Device
 from app.devices.schemas import (
     INSTALLATION_ID_PATTERN,
@@ -146,7 +146,7 @@ async def devices_issue_auth_token(
     customer_id: uuid.UUID, uow: UnitOfWorkDep, actor: WriterDep
 ) -> AuthTokenIssued:
     """Issue (or rotate) the customer's auth token for an app; it is shown only here."""
-    issued = await service.issue_auth_token(uow, actor, customer_id)
+    issued = await tokens.issue_auth_token(uow, actor, customer_id)
     return AuthTokenIssued(
         token=issued.token, fingerprint=issued.fingerprint, issued_at=issued.issued_at
     )
@@ -161,7 +161,7 @@ async def devices_revoke_auth_token(
     customer_id: uuid.UUID, uow: UnitOfWorkDep, actor: WriterDep
 ) -> Response:
     """Revoke the customer's auth token at once."""
-    await service.revoke_auth_token(uow, actor, customer_id)
+    await tokens.revoke_auth_token(uow, actor, customer_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -170,7 +170,7 @@ async def _customer_of(
 ) -> uuid.UUID:
     if token is None:
         raise Unauthenticated("Send the customer's token as X-Customer-Token.")
-    return await service.customer_for_token(uow, principal.project_id, token)
+    return await tokens.customer_for_token(uow, principal.project_id, token)
 
 
 @me_router.get("", operation_id="me_get")

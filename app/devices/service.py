@@ -13,16 +13,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.changelog.service import Change, append_changes
-from app.core import auth
-from app.core.auth import CUSTOMER_TOKEN_MARKER, Actor
+from app.core.auth import Actor
 from app.core.db import UnitOfWork
-from app.core.errors import FieldError, InvalidInput, NotFound, Unauthenticated
+from app.core.errors import FieldError, InvalidInput, NotFound
 from app.core.ids import new_id
 from app.core.retry import StaleRead, with_retries
 from app.customers import rows as customer_rows
 from app.customers.models import Customer
 from app.devices import repository
-from app.devices.models import CustomerAuthToken, CustomerDevice, Device
+from app.devices.models import CustomerDevice, Device
 from app.devices.schemas import DeviceRegistration
 from app.identity import kinds
 from app.identity import service as identity
@@ -376,63 +375,6 @@ async def set_push_enabled(
             device.push_enabled = push_enabled
             await _record(session, actor, customers, changes)
         return device
-
-
-@dataclass(frozen=True)
-class IssuedToken:
-    token: str
-    fingerprint: str
-    issued_at: datetime
-
-
-async def issue_auth_token(uow: UnitOfWork, actor: Actor, customer_id: uuid.UUID) -> IssuedToken:
-    """Issue the customer's auth token, retiring any earlier one; shown only here."""
-    async with uow:
-        session = uow.session
-        survivor = await customer_rows.survivor_id(session, actor.project_id, customer_id)
-        customers = await customer_rows.lock_active(session, actor.project_id, [survivor])
-        generated = auth.generate_key(CUSTOMER_TOKEN_MARKER)
-        now = datetime.now(UTC)
-        token = CustomerAuthToken(
-            id=new_id(),
-            project_id=actor.project_id,
-            customer_id=survivor,
-            prefix=generated.prefix,
-            secret_hash=generated.secret_hash,
-            issued_at=now,
-        )
-        await repository.replace_auth_token(session, token)
-        changes = _Changes()
-        changes.add(survivor, Change("auth_token_issued", "auth_token", None, generated.prefix))
-        await _record(session, actor, customers, changes)
-        return IssuedToken(token=generated.token, fingerprint=generated.prefix, issued_at=now)
-
-
-async def revoke_auth_token(uow: UnitOfWork, actor: Actor, customer_id: uuid.UUID) -> None:
-    async with uow:
-        session = uow.session
-        survivor = await customer_rows.survivor_id(session, actor.project_id, customer_id)
-        customers = await customer_rows.lock_active(session, actor.project_id, [survivor])
-        if await repository.delete_auth_token(session, actor.project_id, survivor):
-            changes = _Changes()
-            changes.add(survivor, Change("auth_token_revoked", "auth_token", None, None))
-            await _record(session, actor, customers, changes)
-
-
-async def customer_for_token(uow: UnitOfWork, project_id: uuid.UUID, token: str) -> uuid.UUID:
-    """The customer an X-Customer-Token acts for (its survivor if merged); 401 otherwise."""
-    parts = auth.split_key(token, CUSTOMER_TOKEN_MARKER)
-    if parts is None:
-        raise Unauthenticated("The customer token is malformed.")
-    prefix, secret = parts
-    async with uow.read_only() as session:
-        found = await repository.auth_token_by_prefix(session, prefix)
-        stored_hash = found.secret_hash if found is not None else b"\0" * 32
-        if not auth.secret_matches(secret, stored_hash) or found is None:
-            raise Unauthenticated("The customer token is not valid (revoked or rotated?).")
-        if found.project_id != project_id:
-            raise Unauthenticated("The customer token is not valid (revoked or rotated?).")
-        return await customer_rows.survivor_id(session, project_id, found.customer_id)
 
 
 async def merge_into(

@@ -18,7 +18,7 @@ from app.core.pagination import (
     split_page,
 )
 from app.core.problems import problem_responses
-from app.devices import service as devices_service
+from app.devices import tokens as device_tokens
 from app.projects.auth import AdminDep, PublishableDep, actor_for, require_actor, require_scope
 from app.subscriptions import service
 from app.subscriptions.models import NO_TOPIC, Subscription, SubscriptionChange
@@ -146,7 +146,7 @@ async def subscriptions_history(
 async def _me(uow: UnitOfWorkDep, principal: Principal, token: str | None) -> uuid.UUID:
     if token is None:
         raise Unauthenticated("Send the customer's token as X-Customer-Token.")
-    return await devices_service.customer_for_token(uow, principal.project_id, token)
+    return await device_tokens.customer_for_token(uow, principal.project_id, token)
 
 
 @me_router.get("/subscriptions", operation_id="me_get_subscriptions")
