@@ -1,7 +1,9 @@
 """create_app(): routers, middleware, error handlers. Wiring only."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -10,13 +12,14 @@ from fastapi.routing import APIRoute
 from app import __version__
 from app.activity.router import router as activity_router
 from app.core.clock import Clock, SystemClock
-from app.core.db import Database, async_database_url, create_database
+from app.core.db import Database, UnitOfWork, async_database_url, create_database
 from app.core.embedded_postgres import start_embedded_postgres
 from app.core.limits import RequestGuardMiddleware
 from app.core.logging import configure_logging
 from app.core.metrics import HttpMetrics, MetricsMiddleware
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import head_revision
+from app.core.periodic import every
 from app.core.problems import install_problem_handlers
 from app.core.rate_limit import RateLimiter
 from app.customers.router import router as customers_router
@@ -25,11 +28,16 @@ from app.devices.router import router as devices_router
 from app.fields.router import router as fields_router
 from app.health.router import router as health_router
 from app.identity.router import router as identity_router
-from app.loyalty.jobs import settle_periodically
+from app.jobs.handlers import HANDLERS as JOB_HANDLERS
+from app.jobs.router import router as jobs_router
+from app.jobs.worker import work_forever
 from app.loyalty.router import router as loyalty_router
+from app.loyalty.settlement import settle_due
 from app.projects.router import api_keys_router, projects_router
 from app.promotions.router import CODE_FILE_BODY_LIMIT
 from app.promotions.router import router as promotions_router
+from app.segments.router import router as segments_router
+from app.segments.service import enqueue_due
 from app.settings import Settings
 from app.subscriptions.router import me_router as me_subscriptions_router
 from app.subscriptions.router import router as subscriptions_router
@@ -46,11 +54,41 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
+def _at_now(
+    action: Callable[..., Awaitable[int]], uow: UnitOfWork, clock: Clock
+) -> Callable[[], Awaitable[int]]:
+    """The housekeeping action, asked at each round for what time it is then."""
+
+    async def run() -> int:
+        return await action(uow, now=clock.now())
+
+    return run
+
+
 def _start_jobs(database: Database, clock: Clock, settings: Settings) -> list[asyncio.Task[None]]:
-    interval = settings.loyalty_settle_interval_seconds
-    if interval <= 0:
-        return []
-    return [asyncio.create_task(settle_periodically(database, clock, interval_seconds=interval))]
+    tasks: list[asyncio.Task[None]] = []
+    uow = UnitOfWork(database.sessions)
+    housekeeping = (
+        (settings.loyalty_settle_interval_seconds, "points settled", settle_due),
+        (settings.segments_schedule_seconds, "segment recalculations enqueued", enqueue_due),
+    )
+    for interval, name, action in housekeeping:
+        if interval > 0:
+            tasks.append(
+                asyncio.create_task(every(interval, _at_now(action, uow, clock), name=name))
+            )
+    # Worker ids name the host and process, so a lease in the jobs table says who holds it.
+    host = f"{socket.gethostname()}:{os.getpid()}"
+    for number in range(settings.job_workers):
+        worker = work_forever(
+            database,
+            clock,
+            worker_id=f"{host}:{number}"[:100],
+            handlers=JOB_HANDLERS,
+            poll_seconds=settings.job_poll_seconds,
+        )
+        tasks.append(asyncio.create_task(worker))
+    return tasks
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -114,6 +152,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         activity_router,
         loyalty_router,
         promotions_router,
+        segments_router,
+        jobs_router,
     ):
         app.include_router(router)
     return app

@@ -10,7 +10,9 @@ def import_all_models() -> None:
     import app.devices.models
     import app.fields.models
     import app.identity.models
+    import app.jobs.models
     import app.loyalty.models
     import app.projects.models
     import app.promotions.models
+    import app.segments.models
     import app.subscriptions.models  # noqa: F401

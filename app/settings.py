@@ -54,6 +54,18 @@ class Settings(BaseSettings):
         description="How often pending points are released and old points expired; 0: never "
         "(run `cdp loyalty expire` instead).",
     )
+    job_workers: int = Field(
+        default=1, ge=0, le=64, description="Job workers per process (run concurrently); 0: none."
+    )
+    job_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How long an idle job worker waits before looking again."
+    )
+    segments_schedule_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often each worker enqueues due scheduled segment recalculations; 0: "
+        "never.",
+    )
     log_level: LogLevel = "INFO"
     log_json: bool = Field(default=True, description="One JSON object per log line.")
 

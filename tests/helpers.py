@@ -17,6 +17,8 @@ ResultT = TypeVar("ResultT")
 
 
 def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
+    overrides.setdefault("job_workers", 0)  # tests drive app.jobs.service.run_one themselves
+    overrides.setdefault("segments_schedule_seconds", 0)
     return Settings(database_url=database_url, log_level="WARNING", **overrides)
 
 

@@ -151,3 +151,15 @@ async def merge_into(
     counts = await repository.count_by_customer(session, actor.project_id, source_ids)
     await repository.repoint(session, actor.project_id, source_ids, target.id)
     return {source_id: counts.get(source_id, 0) for source_id in source_ids}
+
+
+async def action_type_keys(session: AsyncSession, project_id: uuid.UUID) -> frozenset[str]:
+    """The declared action types, in the caller's transaction (segment rules name them)."""
+    keys: set[str] = set()
+    after: uuid.UUID | None = None
+    while True:
+        page = await repository.list_action_types(session, project_id, after_id=after, limit=1000)
+        keys.update(t.key for t in page)
+        if len(page) < 1000:
+            return frozenset(keys)
+        after = page[-1].id

@@ -24,6 +24,7 @@ from app.devices import service as devices_service
 from app.identity import service as identity
 from app.loyalty import service as loyalty_service
 from app.promotions import service as promotions_service
+from app.segments import service as segments_service
 from app.subscriptions import service as subscriptions_service
 
 
@@ -126,6 +127,17 @@ async def _promotions_step(
     return MergeStepReport("promotions", counts, by_source)
 
 
+async def _segments_step(
+    session: AsyncSession, target: Customer, sources: list[Customer], actor: Actor
+) -> MergeStepReport:
+    moved = await segments_service.merge_into(session, target, sources, actor=actor)
+    by_source: dict[uuid.UUID, dict[str, Any]] = {
+        source_id: {"manual_segments": segments} for source_id, segments in moved.items()
+    }
+    count = sum(len(segments) for segments in moved.values())
+    return MergeStepReport("segments", {"manual_memberships_moved": count}, by_source)
+
+
 # The one explicit list: every domain that owns customer records adds its step here.
 MERGE_STEPS: tuple[MergeStep, ...] = (
     _identifiers_step,
@@ -135,6 +147,7 @@ MERGE_STEPS: tuple[MergeStep, ...] = (
     _activity_step,
     _points_step,
     _promotions_step,
+    _segments_step,
 )
 
 

@@ -166,3 +166,8 @@ async def merge_into(
     for source in sources:
         await repository.repoint(session, actor.project_id, source.id, target.id)
     return moved
+
+
+async def account_ids(session: AsyncSession, project_id: uuid.UUID) -> dict[str, uuid.UUID]:
+    """Point account ids by code, in the caller's transaction (segment rules name them)."""
+    return {a.code: a.id for a in await repository.accounts(session, project_id)}
