@@ -74,7 +74,10 @@ class SegmentMembership(Base):
         ForeignKey("segmentations.id", ondelete="CASCADE")
     )
     segment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
-    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    # No foreign key to customers: a recalculation writes a membership row per customer,
+    # and a key check per row would lock a million customer rows. Customers are never
+    # deleted (erasure keeps the row), so the key would guard nothing.
+    customer_id: Mapped[uuid.UUID] = mapped_column()
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -89,7 +92,8 @@ class SegmentChange(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    # No foreign key to customers, for the same reason as memberships.
+    customer_id: Mapped[uuid.UUID] = mapped_column()
     segmentation_id: Mapped[uuid.UUID] = mapped_column()
     segment_id: Mapped[uuid.UUID] = mapped_column()
     event: Mapped[str] = mapped_column(String(16))

@@ -2,7 +2,8 @@
 
 Recalculation is set-based: the new membership of a whole segmentation is computed by
 one INSERT ... SELECT into a temporary table, then diffed against the current one with
-four statements (history of exits, exits, history of entries, entries).
+five statements (history of exits, exits, drop the unchanged, history of entries,
+entries).
 """
 
 import uuid
@@ -128,6 +129,9 @@ async def recalculate(
     initiator: str,
 ) -> tuple[int, int]:
     """Replace the segmentation's membership by what the rules say now; (added, removed)."""
+    # A background job over every customer of a project: the per-request statement timeout
+    # would stop it on a large project (the job's lease, not a timeout, watches it).
+    await session.execute(text("SET LOCAL statement_timeout = 0"))
     await session.execute(
         text(
             "CREATE TEMP TABLE segment_target"
@@ -150,6 +154,8 @@ async def recalculate(
             ),
         )
     )
+    # A temp table has no statistics until analysed; the diff's plans depend on its size.
+    await session.execute(text("ANALYZE segment_target"))
     parameters = {
         "project_id": project_id,
         "segmentation_id": segmentation_id,
@@ -159,6 +165,7 @@ async def recalculate(
     }
     removed = await session.execute(_HISTORY_OF_EXITS, parameters)
     await session.execute(_EXITS, parameters)
+    await session.execute(_UNCHANGED, parameters)
     added = await session.execute(_HISTORY_OF_ENTRIES, parameters)
     await session.execute(_ENTRIES, parameters)
     await session.execute(text("DROP TABLE segment_target"))
@@ -181,19 +188,23 @@ _HISTORY_OF_EXITS = text(
 )
 # Static text assembled from constants above: no user input reaches it.
 _EXITS = text("DELETE FROM segment_memberships WHERE id IN (SELECT m.id " + _CHANGED + ")")  # noqa: S608
-_NEW = (
-    "FROM segment_target t WHERE NOT EXISTS (SELECT 1 FROM segment_memberships m"
-    " WHERE m.segmentation_id = :segmentation_id AND m.customer_id = t.customer_id)"
+# After the exits, every membership left is unchanged: drop those from the target, and
+# what remains are the entries. (An anti-join against the table being inserted into
+# would scan its growing heap once per row: quadratic on a first recalculation.)
+_UNCHANGED = text(
+    "DELETE FROM segment_target t USING segment_memberships m"
+    " WHERE m.segmentation_id = :segmentation_id AND m.customer_id = t.customer_id"
 )
 _HISTORY_OF_ENTRIES = text(
     "INSERT INTO segment_history (id, project_id, customer_id, segmentation_id, segment_id, event,"
     " recalculation_id, touchpoint, initiator) SELECT cdp_uuid7(), :project_id, t.customer_id,"
-    " :segmentation_id, t.segment_id, 'added', :recalculation_id, :touchpoint, :initiator " + _NEW
+    " :segmentation_id, t.segment_id, 'added', :recalculation_id, :touchpoint, :initiator"
+    " FROM segment_target t"
 )
 _ENTRIES = text(
     "INSERT INTO segment_memberships (id, project_id, segmentation_id, segment_id, customer_id,"
-    " since) SELECT cdp_uuid7(), :project_id, :segmentation_id, t.segment_id, t.customer_id, now() "
-    + _NEW
+    " since) SELECT cdp_uuid7(), :project_id, :segmentation_id, t.segment_id, t.customer_id, now()"
+    " FROM segment_target t"
 )
 
 

@@ -243,7 +243,10 @@ class _Compiler:
         if rule.get("status") not in STATUSES:
             return self.fail(f"{pointer}/status", f"One of {list(STATUSES)}")
         topic = target.get("topic") or NO_TOPIC
+        # project_id first: the subqueries must use the (project_id, customer_id, ...) indexes,
+        # or each of a million customers costs a scan.
         return exists().where(
+            Subscription.project_id == self.context.project_id,
             Subscription.customer_id == Customer.id,
             Subscription.channel == target["channel"],
             Subscription.topic == topic,
@@ -264,7 +267,11 @@ class _Compiler:
             return self.fail(f"{pointer}/value", "A number")
         available = (
             select(PointBalance.available)
-            .where(PointBalance.customer_id == Customer.id, PointBalance.account_id == account_id)
+            .where(
+                PointBalance.project_id == self.context.project_id,
+                PointBalance.customer_id == Customer.id,
+                PointBalance.account_id == account_id,
+            )
             .scalar_subquery()
         )
         return _compare(func.coalesce(available, 0), rule["op"], value)
@@ -306,6 +313,7 @@ class _Compiler:
         ):
             return self.fail(pointer, "{device: mobile_app | web_push, op: exists | not_exists}")
         criteria = [
+            CustomerDevice.project_id == self.context.project_id,
             CustomerDevice.customer_id == Customer.id,
             CustomerDevice.device_id == Device.id,
             Device.kind == rule["device"],

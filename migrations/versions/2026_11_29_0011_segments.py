@@ -87,9 +87,6 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("event IN ('added', 'removed')", name=op.f("ck_segment_history_event")),
         sa.ForeignKeyConstraint(
-            ["customer_id"], ["customers.id"], name=op.f("fk_segment_history_customer_id_customers")
-        ),
-        sa.ForeignKeyConstraint(
             ["project_id"],
             ["projects.id"],
             name=op.f("fk_segment_history_project_id_projects"),
@@ -135,11 +132,6 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.Uuid(), nullable=False),
         sa.Column(
             "since", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
-        sa.ForeignKeyConstraint(
-            ["customer_id"],
-            ["customers.id"],
-            name=op.f("fk_segment_memberships_customer_id_customers"),
         ),
         sa.ForeignKeyConstraint(
             ["project_id"],
