@@ -5,6 +5,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -37,6 +38,8 @@ from app.projects.router import api_keys_router, projects_router
 from app.promotions.router import CODE_FILE_BODY_LIMIT
 from app.promotions.router import router as promotions_router
 from app.segments.router import router as segments_router
+from app.segments.rule_schema import SCHEMA_NAME as RULE_SCHEMA_NAME
+from app.segments.rule_schema import SEGMENT_RULE_SCHEMA
 from app.segments.service import enqueue_due
 from app.settings import Settings
 from app.subscriptions.router import me_router as me_subscriptions_router
@@ -156,4 +159,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         jobs_router,
     ):
         app.include_router(router)
+    _publish_shared_schemas(app)
     return app
+
+
+def _publish_shared_schemas(app: FastAPI) -> None:
+    """Add hand-written schemas that models reference by name (the recursive rule language)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            generate()["components"]["schemas"][RULE_SCHEMA_NAME] = SEGMENT_RULE_SCHEMA
+        return app.openapi_schema  # type: ignore[return-value]  # set by generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.customers.schemas import IdentifiersIn
+from app.segments.rule_schema import RULE_REFERENCE
 
 SegmentKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$", examples=["champions"])]
 MAX_SEGMENTS = 50
@@ -15,7 +16,7 @@ MAX_MEMBER_CHANGES = 10_000
 RULE_DESCRIPTION = (
     "A JSON condition over one customer: {all: [...]}, {any: [...]}, {not: rule}, or a "
     "condition on profile, custom_field, identifier, subscription, points, action, device "
-    "or in_segment. See docs/api.md; checked when saved (422 with a pointer)."
+    "or in_segment (schema SegmentRule, docs/api.md); checked when saved (422 with a pointer)."
 )
 RULE_EXAMPLE: dict[str, Any] = {
     "all": [
@@ -30,7 +31,7 @@ class SegmentIn(BaseModel):
 
     key: SegmentKey
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    rule: dict[str, Any] | None = Field(
+    rule: Annotated[dict[str, Any], RULE_REFERENCE] | None = Field(
         default=None,
         description=RULE_DESCRIPTION + " Required in rule segmentations, absent in manual ones.",
         examples=[RULE_EXAMPLE],
@@ -79,7 +80,7 @@ class SegmentRead(BaseModel):
     key: str
     name: str
     position: int
-    rule: dict[str, Any] | None
+    rule: Annotated[dict[str, Any], RULE_REFERENCE] | None
     members: int
 
 

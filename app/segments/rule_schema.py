@@ -1,0 +1,154 @@
+"""The JSON Schema of the rule language, published in the OpenAPI spec as `SegmentRule`.
+
+It describes the shape a generated client should build; names the schema cannot know
+(custom fields, point accounts, action types, segments) and value types are checked by
+`rules.compile_rule` when a rule is saved, which answers 422 with a pointer. The enums
+come from the compiler's own constants so the two cannot drift apart.
+"""
+
+from typing import Any
+
+from pydantic import WithJsonSchema
+
+from app.segments.rules import (
+    CHANNELS,
+    COUNT_OPS,
+    MAX_DEPTH,
+    ORDER_OPS,
+    STATUSES,
+    TEXT_FIELDS,
+    TEXT_OPS,
+)
+
+SCHEMA_NAME = "SegmentRule"
+_RULE = {"$ref": f"#/components/schemas/{SCHEMA_NAME}"}
+_PRESENCE = {"type": "string", "enum": ["exists", "not_exists"]}
+
+
+def _condition(title: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "title": title,
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def _ops(ops: frozenset[str]) -> dict[str, Any]:
+    return {"type": "string", "enum": sorted(ops)}
+
+
+_COMPARED_VALUE: dict[str, Any] = {
+    "description": "Absent for exists/not_exists; a list for in/not_in; else a scalar",
+}
+
+SEGMENT_RULE_SCHEMA: dict[str, Any] = {
+    "title": SCHEMA_NAME,
+    "description": (
+        "A condition over one customer. Combinators nest at most "
+        f"{MAX_DEPTH} deep. See docs/api.md for each condition's meaning."
+    ),
+    "oneOf": [
+        _condition("All", {"all": {"type": "array", "items": _RULE, "minItems": 1}}, ["all"]),
+        _condition("Any", {"any": {"type": "array", "items": _RULE, "minItems": 1}}, ["any"]),
+        _condition("Not", {"not": _RULE}, ["not"]),
+        _condition(
+            "ProfileCondition",
+            {
+                "profile": {"type": "string", "enum": [*TEXT_FIELDS, "birth_date", "created_at"]},
+                "op": _ops(TEXT_OPS | ORDER_OPS),
+                "value": _COMPARED_VALUE,
+            },
+            ["profile", "op"],
+        ),
+        _condition(
+            "CustomFieldCondition",
+            {
+                "custom_field": {"type": "string", "description": "A custom field's key"},
+                "op": _ops(TEXT_OPS | ORDER_OPS),
+                "value": _COMPARED_VALUE,
+            },
+            ["custom_field", "op"],
+        ),
+        _condition(
+            "IdentifierCondition",
+            {
+                "identifier": {
+                    "type": "string",
+                    "description": "email, phone, discount_card, app_installation, "
+                    "push_token, or external:<unique-id field key>",
+                },
+                "op": _PRESENCE,
+            },
+            ["identifier", "op"],
+        ),
+        _condition(
+            "SubscriptionCondition",
+            {
+                "subscription": {
+                    "type": "object",
+                    "properties": {
+                        "channel": {"type": "string", "enum": list(CHANNELS)},
+                        "topic": {"type": "string"},
+                    },
+                    "required": ["channel"],
+                    "additionalProperties": False,
+                },
+                "status": {"type": "string", "enum": list(STATUSES)},
+            },
+            ["subscription", "status"],
+        ),
+        _condition(
+            "PointsCondition",
+            {
+                "points": {"type": "string", "description": "A point account's key"},
+                "op": _ops(COUNT_OPS),
+                "value": {"type": "number"},
+            },
+            ["points", "op", "value"],
+        ),
+        _condition(
+            "ActionCondition",
+            {
+                "action": {"type": "string", "description": "An action type's key"},
+                "count": {
+                    "type": "object",
+                    "properties": {"op": _ops(COUNT_OPS), "value": {"type": "integer"}},
+                    "required": ["op", "value"],
+                    "additionalProperties": False,
+                },
+                "within_days": {"type": "integer", "minimum": 1, "maximum": 3650},
+            },
+            ["action", "count"],
+        ),
+        _condition(
+            "DeviceCondition",
+            {
+                "device": {"type": "string", "enum": ["mobile_app", "web_push"]},
+                "op": _PRESENCE,
+                "push_enabled": {"type": "boolean"},
+            },
+            ["device", "op"],
+        ),
+        _condition(
+            "InSegmentCondition",
+            {
+                "in_segment": {
+                    "type": "object",
+                    "properties": {
+                        "segmentation": {"type": "string"},
+                        "segment": {"type": "string"},
+                    },
+                    "required": ["segmentation", "segment"],
+                    "additionalProperties": False,
+                }
+            },
+            ["in_segment"],
+        ),
+    ],
+}
+
+# Used on the request and response fields that carry a rule: their schema is a
+# reference to the component above instead of an opaque object.
+RULE_REFERENCE = WithJsonSchema(_RULE)
