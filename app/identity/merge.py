@@ -10,7 +10,7 @@ Later domains (promotions, segments) add their step to MERGE_STEPS.
 """
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,26 +72,29 @@ async def _profile_step(
     return MergeStepReport("profile", {"fields_filled": len(filled)}, by_source)
 
 
+def _listed_report(
+    step: str, count_key: str, detail_key: str, moved: Mapping[uuid.UUID, Collection[Any]]
+) -> MergeStepReport:
+    """The report of a step that moves a collection of records per source (counted by size)."""
+    by_source: dict[uuid.UUID, dict[str, Any]] = {
+        source_id: {detail_key: records} for source_id, records in moved.items()
+    }
+    count = sum(len(records) for records in moved.values())
+    return MergeStepReport(step, {count_key: count}, by_source)
+
+
 async def _devices_step(
     session: AsyncSession, target: Customer, sources: list[Customer], actor: Actor
 ) -> MergeStepReport:
     moved = await devices_service.merge_into(session, target, sources, actor=actor)
-    by_source: dict[uuid.UUID, dict[str, Any]] = {
-        source_id: {"devices": device_ids} for source_id, device_ids in moved.items()
-    }
-    count = sum(len(device_ids) for device_ids in moved.values())
-    return MergeStepReport("devices", {"links_moved": count}, by_source)
+    return _listed_report("devices", "links_moved", "devices", moved)
 
 
 async def _subscriptions_step(
     session: AsyncSession, target: Customer, sources: list[Customer], actor: Actor
 ) -> MergeStepReport:
     taken = await subscriptions_service.merge_into(session, target, sources, actor=actor)
-    by_source: dict[uuid.UUID, dict[str, Any]] = {
-        source_id: {"subscriptions": decisions} for source_id, decisions in taken.items()
-    }
-    count = sum(len(decisions) for decisions in taken.values())
-    return MergeStepReport("subscriptions", {"decisions_taken": count}, by_source)
+    return _listed_report("subscriptions", "decisions_taken", "subscriptions", taken)
 
 
 async def _activity_step(
@@ -108,11 +111,7 @@ async def _points_step(
     session: AsyncSession, target: Customer, sources: list[Customer], actor: Actor
 ) -> MergeStepReport:
     moved = await loyalty_service.merge_into(session, target, sources, actor=actor)
-    by_source: dict[uuid.UUID, dict[str, Any]] = {
-        source_id: {"point_balances": balances} for source_id, balances in moved.items()
-    }
-    count = sum(len(balances) for balances in moved.values())
-    return MergeStepReport("points", {"balances_merged": count}, by_source)
+    return _listed_report("points", "balances_merged", "point_balances", moved)
 
 
 async def _promotions_step(
@@ -131,11 +130,7 @@ async def _segments_step(
     session: AsyncSession, target: Customer, sources: list[Customer], actor: Actor
 ) -> MergeStepReport:
     moved = await segments_service.merge_into(session, target, sources, actor=actor)
-    by_source: dict[uuid.UUID, dict[str, Any]] = {
-        source_id: {"manual_segments": segments} for source_id, segments in moved.items()
-    }
-    count = sum(len(segments) for segments in moved.values())
-    return MergeStepReport("segments", {"manual_memberships_moved": count}, by_source)
+    return _listed_report("segments", "manual_memberships_moved", "manual_segments", moved)
 
 
 # The one explicit list: every domain that owns customer records adds its step here.
