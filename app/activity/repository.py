@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.activity.models import Action, ActionExternalId, ActionType
 from app.changelog.models import ProfileChange
-from app.core.db import table_of
+from app.core.db import project_page_query, table_of
 
 _ACTIONS = table_of(Action)
 _EXTERNAL_IDS = table_of(ActionExternalId)
@@ -68,14 +68,7 @@ async def get_action_type(
 async def list_action_types(
     session: AsyncSession, project_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
 ) -> list[ActionType]:
-    query = (
-        select(ActionType)
-        .where(ActionType.project_id == project_id)
-        .order_by(ActionType.id)
-        .limit(limit)
-    )
-    if after_id is not None:
-        query = query.where(ActionType.id > after_id)
+    query = project_page_query(ActionType, project_id=project_id, after_id=after_id, limit=limit)
     return list(await session.scalars(query))
 
 

@@ -65,6 +65,18 @@ def customer_history_query(
     return query
 
 
+def project_page_query(
+    model: type[ModelT], *, project_id: uuid.UUID, after_id: uuid.UUID | None, limit: int
+) -> Select[ModelT]:
+    """A page of a project's rows in id order (oldest first), after a cursor: the shape
+    of every list endpoint over a project-scoped table. Callers add their own filters."""
+    table = table_of(model)
+    query = select(model).where(table.c.project_id == project_id).order_by(table.c.id).limit(limit)
+    if after_id is not None:
+        query = query.where(table.c.id > after_id)
+    return query
+
+
 _ACCEPTED_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
 
 

@@ -5,6 +5,7 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import project_page_query
 from app.fields.models import CustomField
 
 
@@ -36,16 +37,9 @@ async def list_fields(
     after_id: uuid.UUID | None,
     limit: int,
 ) -> list[CustomField]:
-    query = (
-        select(CustomField)
-        .where(CustomField.project_id == project_id)
-        .order_by(CustomField.id)
-        .limit(limit)
-    )
+    query = project_page_query(CustomField, project_id=project_id, after_id=after_id, limit=limit)
     if entity is not None:
         query = query.where(CustomField.entity == entity)
-    if after_id is not None:
-        query = query.where(CustomField.id > after_id)
     return list(await session.scalars(query))
 
 

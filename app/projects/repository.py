@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import project_page_query
 from app.projects.models import ApiKey, Project
 
 
@@ -104,9 +105,7 @@ async def list_api_keys(
     limit: int,
     include_revoked: bool,
 ) -> list[ApiKey]:
-    query = select(ApiKey).where(ApiKey.project_id == project_id).order_by(ApiKey.id).limit(limit)
-    if after_id is not None:
-        query = query.where(ApiKey.id > after_id)
+    query = project_page_query(ApiKey, project_id=project_id, after_id=after_id, limit=limit)
     if not include_revoked:
         query = query.where(ApiKey.revoked_at.is_(None))
     return list(await session.scalars(query))

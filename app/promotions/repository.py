@@ -8,7 +8,7 @@ from sqlalchemy import ARRAY, Text, Uuid, bindparam, func, literal, select, tupl
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import table_of
+from app.core.db import project_page_query, table_of
 from app.promotions.models import Prize, PromoCode, PromoPool
 
 _codes = table_of(PromoCode)
@@ -34,14 +34,7 @@ async def pool_by_id(session: AsyncSession, pool_id: uuid.UUID) -> PromoPool:
 async def pools(
     session: AsyncSession, project_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
 ) -> list[PromoPool]:
-    query = (
-        select(PromoPool)
-        .where(PromoPool.project_id == project_id)
-        .order_by(PromoPool.id)
-        .limit(limit)
-    )
-    if after_id is not None:
-        query = query.where(PromoPool.id > after_id)
+    query = project_page_query(PromoPool, project_id=project_id, after_id=after_id, limit=limit)
     return list(await session.scalars(query))
 
 

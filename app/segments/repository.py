@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.core.db import customer_history_query, table_of
+from app.core.db import customer_history_query, project_page_query, table_of
 from app.customers.models import Customer
 from app.segments.models import Segment, Segmentation, SegmentChange, SegmentMembership
 
@@ -276,16 +276,9 @@ async def members(
     after_id: uuid.UUID | None,
     limit: int,
 ) -> list[SegmentMembership]:
-    query = (
-        select(SegmentMembership)
-        .where(
-            SegmentMembership.project_id == project_id, SegmentMembership.segment_id == segment_id
-        )
-        .order_by(SegmentMembership.id)
-        .limit(limit)
-    )
-    if after_id is not None:
-        query = query.where(SegmentMembership.id > after_id)
+    query = project_page_query(
+        SegmentMembership, project_id=project_id, after_id=after_id, limit=limit
+    ).where(SegmentMembership.segment_id == segment_id)
     return list(await session.scalars(query))
 
 
