@@ -77,13 +77,33 @@ DEFAULT_RULES: tuple[BlockRule, ...] = (
 
 
 class Blocklist:
+    """The rules, indexed once: exact values as a set and patterns compiled, per kind, so a
+    check costs a few lookups however long the list is (a bulk import checks every cell)."""
+
     def __init__(self, rules: Sequence[BlockRule]) -> None:
         self.rules = tuple(rules)
+        self._exact: dict[str | None, set[str]] = {}
+        self._patterns: dict[str | None, list[re.Pattern[str]]] = {}
+        for rule in self.rules:
+            if rule.is_regex:
+                compiled = re.compile(rule.pattern, re.IGNORECASE)
+                self._patterns.setdefault(rule.kind, []).append(compiled)
+            else:
+                self._exact.setdefault(rule.kind, set()).add(rule.pattern.casefold())
 
     def blocks(self, kind: str, raw: str, normalized: str | None = None) -> bool:
         """Checked on the raw value too, so `null` is ignored rather than refused as invalid."""
         candidates = [raw.strip()] + ([normalized] if normalized is not None else [])
-        return any(rule.matches(kind, candidates) for rule in self.rules)
+        return any(self._blocks_one(kind, candidate) for candidate in candidates)
+
+    def _blocks_one(self, kind: str, candidate: str) -> bool:
+        folded = candidate.casefold()
+        for rule_kind in (None, kind):
+            if folded in self._exact.get(rule_kind, ()):
+                return True
+            if any(p.search(candidate) for p in self._patterns.get(rule_kind, ())):
+                return True
+        return False
 
 
 async def load_blocklist(session: AsyncSession, project_id: uuid.UUID) -> Blocklist:
