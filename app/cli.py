@@ -7,14 +7,17 @@ import signal
 import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.panel import Panel
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from app.activity.partitions import ensure_monthly_partitions
@@ -24,6 +27,11 @@ from app.core.db import UnitOfWork, async_database_url, create_database
 from app.core.embedded_postgres import start_embedded_postgres
 from app.core.errors import DomainError
 from app.core.pagination import MAX_PAGE_LIMIT
+from app.imports.command import import_file, write_report
+from app.imports.models import Import
+from app.imports.presenters import import_read
+from app.imports.schemas import ImportOptions
+from app.imports.service import Storage
 from app.loyalty import settlement as loyalty_settlement
 from app.projects import service as projects_service
 from app.projects.schemas import ApiKeyRead, ProjectRead
@@ -72,6 +80,8 @@ def _with_database(
         return asyncio.run(run())
     except DomainError as error:
         console.print(f"[red]error:[/red] {error.detail}")
+        for problem in error.errors:
+            console.print(f"  {problem.pointer or '/'}: {problem.message}")
         raise typer.Exit(code=1) from error
 
 
@@ -360,6 +370,108 @@ def loyalty_expire(
         _print_json({"settled_lots": settled, "as_of": instant.isoformat()})
         return
     console.print(f"settled {settled} lot(s) as of {instant.isoformat()}")
+
+
+class OnConflictChoice(StrEnum):
+    reject = "reject"
+    merge = "merge"
+    reassign = "reassign"
+
+
+@cli.command("import")
+def import_(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The CSV file.")
+    ],
+    project: Annotated[str, typer.Option(help="The project's name.")] = "default",
+    on_conflict: Annotated[
+        OnConflictChoice, typer.Option(help="Rows matching different customers.")
+    ] = OnConflictChoice.reject,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="HEADER=TARGET, repeatable (see docs/imports.md)."),
+    ] = None,
+    delimiter: Annotated[str, typer.Option(help="One of , ; | or \\t.")] = ",",
+    encoding: Annotated[str, typer.Option(help="utf-8, utf-16, latin-1 or cp1252.")] = "utf-8",
+    list_separator: Annotated[str, typer.Option(help="Between discount cards.")] = "|",
+    region: Annotated[
+        str | None, typer.Option(help="Phone region for numbers without a country code.")
+    ] = None,
+    touchpoint: Annotated[str | None, typer.Option(help="Recorded in the changelogs.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, write nothing.")] = False,
+    errors: Annotated[
+        Path | None, typer.Option(help="Write the error report (CSV) to this file.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import customers from a CSV file into a project, showing progress; exit code 1 if
+    the import failed."""
+    try:
+        options = ImportOptions.model_validate(
+            {
+                "mapping": _mapping(map_ or []),
+                "on_conflict": on_conflict.value,
+                "delimiter": "\t" if delimiter == "\\t" else delimiter,
+                "encoding": encoding,
+                "list_separator": list_separator,
+                "default_phone_region": region,
+                "touchpoint": touchpoint,
+                "dry_run": dry_run,
+            }
+        )
+    except ValidationError as invalid:
+        for error in invalid.errors(include_url=False):
+            console.print(f"[red]error:[/red] {'.'.join(map(str, error['loc']))}: {error['msg']}")
+        raise typer.Exit(code=2) from None
+    settings = Settings()
+    storage = Storage.from_settings(settings)
+
+    async def run(uow: UnitOfWork) -> Import:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=as_json,
+        ) as bar:
+            task = bar.add_task("queued", total=1.0)
+
+            def show(row: Import) -> None:
+                described = f"{row.status}: {row.rows_read} rows, {row.failed} failed"
+                bar.update(task, completed=import_read(row).progress, description=described)
+
+            row = await import_file(
+                uow, storage, project_name=project, path=file, options=options, on_progress=show
+            )
+        if errors is not None:
+            await write_report(uow, row, errors)
+        return row
+
+    row = _with_database(run, settings=settings)
+    shown = import_read(row)
+    if as_json:
+        _print_json(shown.model_dump(mode="json"))
+    else:
+        table = Table("import", "status", *shown.counts.model_fields)
+        table.add_row(
+            str(row.id), row.status, *(str(v) for v in shown.counts.model_dump().values())
+        )
+        console.print(table)
+        if row.error:
+            console.print(f"[red]error:[/red] {row.error}")
+    if row.status != "succeeded":
+        raise typer.Exit(code=1)
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        header, separator, target = pair.partition("=")
+        if not separator:
+            raise typer.BadParameter(f"{pair!r} is not HEADER=TARGET", param_hint="--map")
+        mapping[header] = target
+    return mapping
 
 
 def main() -> None:

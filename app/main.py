@@ -1,7 +1,9 @@
 """create_app(): routers, middleware, error handlers. Wiring only."""
 
 import asyncio
+import functools
 import os
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,7 +17,7 @@ from app.activity.router import router as activity_router
 from app.core.clock import Clock, SystemClock
 from app.core.db import Database, UnitOfWork, async_database_url, create_database
 from app.core.embedded_postgres import start_embedded_postgres
-from app.core.limits import RequestGuardMiddleware
+from app.core.limits import RequestGuardMiddleware, RouteBodyLimit
 from app.core.logging import configure_logging
 from app.core.metrics import HttpMetrics, MetricsMiddleware
 from app.core.middleware import RequestContextMiddleware
@@ -29,6 +31,10 @@ from app.devices.router import router as devices_router
 from app.fields.router import router as fields_router
 from app.health.router import router as health_router
 from app.identity.router import router as identity_router
+from app.imports.router import published_schemas as published_import_schemas
+from app.imports.router import router as imports_router
+from app.imports.schedules import poll_due
+from app.imports.service import Storage
 from app.jobs.handlers import HANDLERS as JOB_HANDLERS
 from app.jobs.router import router as jobs_router
 from app.jobs.worker import work_forever
@@ -74,6 +80,11 @@ def _start_jobs(database: Database, clock: Clock, settings: Settings) -> list[as
     housekeeping = (
         (settings.loyalty_settle_interval_seconds, "points settled", settle_due),
         (settings.segments_schedule_seconds, "segment recalculations enqueued", enqueue_due),
+        (
+            settings.import_schedule_seconds,
+            "scheduled imports queued",
+            functools.partial(poll_due, storage=Storage.from_settings(settings)),
+        ),
     )
     for interval, name, action in housekeeping:
         if interval > 0:
@@ -137,7 +148,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         RequestGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
         # Upload routes whose files outgrow the general limit name their own.
-        route_limits=(CODE_FILE_BODY_LIMIT,),
+        route_limits=(
+            CODE_FILE_BODY_LIMIT,
+            RouteBodyLimit(
+                path=re.compile(r"/v1/imports"), max_body_bytes=settings.import_max_bytes
+            ),
+        ),
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestContextMiddleware)
@@ -157,6 +173,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         promotions_router,
         segments_router,
         jobs_router,
+        imports_router,
     ):
         app.include_router(router)
     _publish_shared_schemas(app)
@@ -169,7 +186,11 @@ def _publish_shared_schemas(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            generate()["components"]["schemas"][RULE_SCHEMA_NAME] = SEGMENT_RULE_SCHEMA
+            schemas = generate()["components"]["schemas"]
+            schemas[RULE_SCHEMA_NAME] = SEGMENT_RULE_SCHEMA
+            # Models FastAPI already published are kept as they are.
+            for name, schema in published_import_schemas().items():
+                schemas.setdefault(name, schema)
         return app.openapi_schema  # type: ignore[return-value]  # set by generate()
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

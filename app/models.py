@@ -10,6 +10,7 @@ def import_all_models() -> None:
     import app.devices.models
     import app.fields.models
     import app.identity.models
+    import app.imports.models
     import app.jobs.models
     import app.loyalty.models
     import app.projects.models

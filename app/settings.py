@@ -66,6 +66,19 @@ class Settings(BaseSettings):
         description="How often each worker enqueues due scheduled segment recalculations; 0: "
         "never.",
     )
+    import_dir: Path | None = Field(
+        default=None,
+        description="Where import files wait for a worker (uploads, FTP downloads); every "
+        "process of the service must see the same folder. Unset: <data_dir>/imports.",
+    )
+    import_max_bytes: int = Field(
+        default=2 * 1024**3, ge=1024, description="Largest import file (upload or download)."
+    )
+    import_schedule_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often each worker polls the due scheduled FTP imports; 0: never.",
+    )
     log_level: LogLevel = "INFO"
     log_json: bool = Field(default=True, description="One JSON object per log line.")
 

@@ -112,3 +112,49 @@ def test_every_command_has_help(command: list[str]) -> None:
     result = runner.invoke(cli, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage" in result.output
+
+
+@pytest.mark.usefixtures("cli_env")
+class TestImport:
+    def test_a_file_is_imported_with_its_error_report(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("CDP_IMPORT_DIR", str(tmp_path / "imports"))
+        run_json("projects", "create", "shop", "--region", "DE")
+        source = tmp_path / "people.csv"
+        source.write_text("Mail,Name\nann@example.com,Ann\nbroken,Bob\n030 1234567,Carl\n")
+        report = tmp_path / "errors.csv"
+        result = runner.invoke(
+            cli,
+            [
+                "import",
+                str(source),
+                "--project",
+                "shop",
+                "--map",
+                "Mail=email",
+                "--map",
+                "Name=first_name",
+                "--errors",
+                str(report),
+                "--json",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        shown = json.loads(result.output)
+        assert shown["status"] == "succeeded"
+        assert shown["source_kind"] == "cli"
+        assert shown["counts"]["created"] == 1
+        assert shown["counts"]["failed"] == 2
+        lines = report.read_text().splitlines()
+        assert lines[0] == "row,column,message,original_row"
+        assert [line.split(",")[0] for line in lines[1:]] == ["2", "3"]
+        assert not list((tmp_path / "imports").iterdir())
+
+    def test_a_file_the_project_cannot_read_exits_non_zero(self, tmp_path: Path) -> None:
+        run_json("projects", "create", "shop")
+        source = tmp_path / "people.csv"
+        source.write_text("shoe_size\n42\n")
+        result = runner.invoke(cli, ["import", str(source), "--project", "shop"])
+        assert result.exit_code == 1
+        assert "shoe_size" in result.output

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.changelog import repository
 from app.changelog.models import ProfileChange
 from app.core.auth import Actor
+from app.core.copy import copy_records
 from app.core.ids import new_id
 
 
@@ -46,6 +47,27 @@ async def append_changes(
             for change in changes
         ],
     )
+
+
+# The column order of the records copy_changes takes.
+CHANGE_COPY_COLUMNS = (
+    "id",
+    "project_id",
+    "customer_id",
+    "operation",
+    "field",
+    "old_value",
+    "new_value",
+    "touchpoint",
+    "initiator",
+    "initiator_key_id",
+    "request_id",
+)
+
+
+async def copy_changes(session: AsyncSession, records: Sequence[Sequence[Any]]) -> None:
+    """`append_changes` in bulk (a bulk import), with COPY; values are JSON text."""
+    await copy_records(session, "profile_changelog", CHANGE_COPY_COLUMNS, records)
 
 
 async def list_changes(

@@ -136,6 +136,10 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
         self._discard = False
 
+    def fork(self) -> "UnitOfWork":
+        """A unit of work of its own on the same database, for a task running alongside."""
+        return UnitOfWork(self._sessions)
+
     def discard(self) -> None:
         """Roll back at the end of the block even if it completes: a dry run's preview is
         the real use case, executed and thrown away, so it cannot drift from the real one."""

@@ -26,6 +26,7 @@ from app.customers.inputs import (
     FieldChange,
     IdentifierReader,
     ProfileValues,
+    ProjectRules,
     WantedIdentifier,
     apply_profile,
     load_rules,
@@ -61,7 +62,9 @@ class IdentifyOutcome:
 
 
 @dataclass(frozen=True)
-class _Request:
+class IdentifyRequest:
+    """A request read and normalised: what identify applies (the API's or an import row's)."""
+
     customer_id: uuid.UUID | None
     wanted: list[WantedIdentifier]
     ignored: list[IgnoredIdentifier]
@@ -122,7 +125,7 @@ async def identify_customer(
             request = await _read_request(
                 session, actor, body, default_phone_region, allow_customer_id=True
             )
-            outcome = await _identify(session, actor, request, body.on_conflict)
+            outcome = await identify_in_transaction(session, actor, request, body.on_conflict)
             if dry_run:
                 uow.discard()
                 return replace(outcome, dry_run=True)
@@ -138,10 +141,17 @@ async def _read_request(
     default_phone_region: str,
     *,
     allow_customer_id: bool,
-) -> _Request:
+) -> IdentifyRequest:
     rules = await load_rules(
         session, actor.project_id, actor.project, default_phone_region=default_phone_region
     )
+    return read_request(body, rules, allow_customer_id=allow_customer_id)
+
+
+def read_request(
+    body: CustomerCreate, rules: ProjectRules, *, allow_customer_id: bool
+) -> IdentifyRequest:
+    """Normalise and validate a body against the project's rules; 422 lists every problem."""
     reader = IdentifierReader(rules)
     wanted = read_identifiers(reader, body.identifiers)
     profile = read_profile(body.profile, rules, reader.errors, pointer="/profile")
@@ -160,10 +170,10 @@ async def _read_request(
             errors=[FieldError(pointer="/identifiers", message="No usable identifier")],
         )
     decisions = body.subscriptions if isinstance(body, CustomerIdentify) else []
-    return _Request(customer_id, wanted, reader.ignored, profile, decisions or [])
+    return IdentifyRequest(customer_id, wanted, reader.ignored, profile, decisions or [])
 
 
-def _taken(request: _Request, owners: dict[IdentifierRef, uuid.UUID]) -> Conflict:
+def _taken(request: IdentifyRequest, owners: dict[IdentifierRef, uuid.UUID]) -> Conflict:
     errors = [
         FieldError(pointer=w.pointer, message=f"Already identifies customer {owners[w.ref]}.")
         for w in request.wanted
@@ -172,7 +182,7 @@ def _taken(request: _Request, owners: dict[IdentifierRef, uuid.UUID]) -> Conflic
     return Conflict("An identifier already belongs to another customer.", errors=errors)
 
 
-async def _create(session: AsyncSession, actor: Actor, request: _Request) -> IdentifyOutcome:
+async def _create(session: AsyncSession, actor: Actor, request: IdentifyRequest) -> IdentifyOutcome:
     now = datetime.now(UTC)
     customer = Customer(
         id=new_id(),
@@ -200,9 +210,10 @@ def _change(operation: str, change: FieldChange) -> Change:
     return Change(operation, change.field, change.old_value, change.new_value)
 
 
-async def _identify(
-    session: AsyncSession, actor: Actor, request: _Request, on_conflict: OnConflict
+async def identify_in_transaction(
+    session: AsyncSession, actor: Actor, request: IdentifyRequest, on_conflict: OnConflict
 ) -> IdentifyOutcome:
+    """The identify use case inside the caller's transaction (an import batch's)."""
     project_id = actor.project_id
     explicit = [request.customer_id] if request.customer_id is not None else []
     await identity.lock_identities(session, project_id, request.refs, explicit)
@@ -253,7 +264,7 @@ async def _identify(
 
 
 async def _apply_subscriptions(
-    session: AsyncSession, actor: Actor, customer_id: uuid.UUID, request: _Request
+    session: AsyncSession, actor: Actor, customer_id: uuid.UUID, request: IdentifyRequest
 ) -> bool:
     """Consent sent along with identify, after the identifiers it may need (an email for
     the email channel) are attached; True if any decision changed something."""
@@ -315,7 +326,7 @@ def _strength(matched_kinds: list[str], priority: tuple[str, ...]) -> int:
 
 
 def _conflicting(
-    request: _Request, owners: dict[IdentifierRef, uuid.UUID], target: Customer
+    request: IdentifyRequest, owners: dict[IdentifierRef, uuid.UUID], target: Customer
 ) -> Conflict:
     errors = [
         FieldError(pointer=w.pointer, message=f"Identifies customer {owners[w.ref]}.")
@@ -345,7 +356,7 @@ async def _attach_wanted(
     session: AsyncSession,
     actor: Actor,
     target: Customer,
-    request: _Request,
+    request: IdentifyRequest,
     owners: dict[IdentifierRef, uuid.UUID],
     held: _Held,
     changes: _Changes,

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import JsonValue
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.auth import ProjectSettings
 from app.core.errors import FieldError, InvalidInput
 from app.core.problems import json_pointer
-from app.customers.models import Customer
 from app.customers.schemas import IdentifiersIn, IgnoredIdentifier, ProfileIn
 from app.fields import service as fields_service
 from app.fields.values import FieldDefinitions, unique_id_keys, validate_custom_values
@@ -221,6 +220,33 @@ def pointer_to(*parts: str | int) -> str:
     return json_pointer(list(parts))
 
 
+class ProfileHolder(Protocol):
+    """What apply_profile reads and sets: a Customer row, or a NewProfile not stored yet."""
+
+    first_name: str | None
+    last_name: str | None
+    middle_name: str | None
+    birth_date: date | None
+    gender: str | None
+    area: str | None
+    time_zone: str | None
+    custom_fields: dict[str, Any]
+
+
+@dataclass
+class NewProfile:
+    """The profile of a customer about to be created in bulk (no ORM object per row)."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    middle_name: str | None = None
+    birth_date: date | None = None
+    gender: str | None = None
+    area: str | None = None
+    time_zone: str | None = None
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class FieldChange:
     field: str
@@ -228,7 +254,7 @@ class FieldChange:
     new_value: Any
 
 
-def apply_profile(customer: Customer, values: ProfileValues) -> list[FieldChange]:
+def apply_profile(customer: ProfileHolder, values: ProfileValues) -> list[FieldChange]:
     """Set what differs; one FieldChange per field that really changed."""
     changes: list[FieldChange] = []
     for name, new in values.fields.items():

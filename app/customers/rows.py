@@ -7,11 +7,14 @@ id order in one statement, then the domain's own rows.
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.copy import copy_records
 from app.core.errors import Conflict
 from app.customers import repository
+from app.customers.inputs import PROFILE_FIELDS
 from app.customers.models import Customer
 from app.customers.views import surviving_id
 
@@ -31,6 +34,24 @@ async def lock_active(
     if any(c.status != "active" for c in locked):
         raise Conflict("A customer involved was merged meanwhile; retry the request.")
     return {c.id: c for c in locked}
+
+
+# The column order of the records copy_new_customers takes.
+NEW_CUSTOMER_COLUMNS = (
+    "id",
+    "project_id",
+    "status",
+    *PROFILE_FIELDS,
+    "custom_fields",
+    "version",
+    "created_at",
+    "updated_at",
+)
+
+
+async def copy_new_customers(session: AsyncSession, records: Sequence[Sequence[Any]]) -> None:
+    """New customers in bulk (a bulk import), with COPY, in the caller's transaction."""
+    await copy_records(session, "customers", NEW_CUSTOMER_COLUMNS, records)
 
 
 def mark_changed(customer: Customer) -> None:

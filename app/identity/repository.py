@@ -12,15 +12,26 @@ from sqlalchemy.types import BigInteger
 from app.core.db import customer_history_query, table_of
 from app.identity.models import BlockedIdentifier, CustomerIdentifier, IdentifierHistory
 
-# unnest() yields the keys in array order, so locks are taken in the order given.
-_LOCK_KEYS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(:keys) AS k").bindparams(
-    bindparam("keys", type_=ARRAY(BigInteger))
+# unnest() yields the keys in array order, so locks are taken in the order given: the
+# shared key first, then the exclusive ones (one round trip).
+_LOCK_KEYS = text(
+    "SELECT CASE WHEN n = 1 THEN pg_advisory_xact_lock_shared(k) "
+    "ELSE pg_advisory_xact_lock(k) END "
+    "FROM unnest(array_prepend(CAST(:shared AS bigint), :keys)) WITH ORDINALITY AS t(k, n)"
+).bindparams(bindparam("keys", type_=ARRAY(BigInteger)), bindparam("shared", type_=BigInteger))
+
+_LOCK_EXCLUSIVE = text("SELECT pg_advisory_xact_lock(:key)").bindparams(
+    bindparam("key", type_=BigInteger)
 )
 
 
-async def advisory_lock(session: AsyncSession, keys: Sequence[int]) -> None:
-    if keys:
-        await session.execute(_LOCK_KEYS, {"keys": list(keys)})
+async def advisory_lock(session: AsyncSession, *, shared: int, keys: Sequence[int]) -> None:
+    """Take `shared` in share mode, then `keys` exclusively, until the transaction ends."""
+    await session.execute(_LOCK_KEYS, {"shared": shared, "keys": list(keys)})
+
+
+async def advisory_lock_exclusive(session: AsyncSession, key: int) -> None:
+    await session.execute(_LOCK_EXCLUSIVE, {"key": key})
 
 
 # One static statement for any number of pairs (no per-size recompilation).

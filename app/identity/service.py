@@ -8,10 +8,12 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Actor
+from app.core.copy import copy_records
 from app.core.ids import new_id
 from app.identity import kinds, repository
 from app.identity.models import CustomerIdentifier, IdentifierHistory
@@ -39,6 +41,10 @@ def customer_lock_key(project_id: uuid.UUID, customer_id: uuid.UUID) -> int:
     return _lock_key(f"customer\x1f{project_id}\x1f{customer_id}")
 
 
+def project_identities_lock_key(project_id: uuid.UUID) -> int:
+    return _lock_key(f"project-identities\x1f{project_id}")
+
+
 async def lock_identities(
     session: AsyncSession,
     project_id: uuid.UUID,
@@ -48,11 +54,21 @@ async def lock_identities(
     """Serialise every transaction touching any of these identifiers or customers.
 
     Locks are taken in ascending key order, so two transactions with overlapping sets
-    queue behind each other and never deadlock; they are released at commit.
+    queue behind each other and never deadlock; they are released at commit. Before them,
+    the project's identities lock is taken in share mode: a bulk import batch takes it
+    exclusively (`lock_all_identities`), so it resolves thousands of rows at once without a
+    lock per identifier, and no API call changes an identity of the project meanwhile.
     """
     keys = {identifier_lock_key(project_id, ref) for ref in refs}
     keys |= {customer_lock_key(project_id, customer_id) for customer_id in customer_ids}
-    await repository.advisory_lock(session, sorted(keys))
+    await repository.advisory_lock(
+        session, shared=project_identities_lock_key(project_id), keys=sorted(keys)
+    )
+
+
+async def lock_all_identities(session: AsyncSession, project_id: uuid.UUID) -> None:
+    """Hold every identity of the project until commit: see `lock_identities`."""
+    await repository.advisory_lock_exclusive(session, project_identities_lock_key(project_id))
 
 
 async def owners_of(
@@ -91,6 +107,32 @@ async def attach(
         ],
     )
     await _record(session, actor, [_event(customer_id, "added", ref) for ref in refs])
+
+
+# The column orders of the records copy_attached takes.
+IDENTIFIER_COPY_COLUMNS = ("id", "project_id", "customer_id", "kind", "value", "touchpoint")
+HISTORY_COPY_COLUMNS = (
+    "id",
+    "project_id",
+    "customer_id",
+    "event",
+    "kind",
+    "value",
+    "touchpoint",
+    "initiator",
+    "request_id",
+)
+
+
+async def copy_attached(
+    session: AsyncSession,
+    identifiers: Sequence[Sequence[Any]],
+    history: Sequence[Sequence[Any]],
+) -> None:
+    """`attach` in bulk (a bulk import), with COPY: the identifiers and their ID changelog
+    rows, which the caller builds in the column orders above."""
+    await copy_records(session, "customer_identifiers", IDENTIFIER_COPY_COLUMNS, identifiers)
+    await copy_records(session, "identifier_history", HISTORY_COPY_COLUMNS, history)
 
 
 async def detach(

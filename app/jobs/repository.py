@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.db import table_of
 from app.jobs.models import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
@@ -34,17 +35,22 @@ async def claim(
     kinds: Collection[str],
     now: datetime,
     locked_until: datetime,
+    only_job_id: uuid.UUID | None = None,
 ) -> Job | None:
     """Take the oldest due job of one of `kinds`, or one whose lease ran out (its worker died).
 
     SKIP LOCKED lets concurrent workers each take a different row without waiting; only
     kinds this worker has handlers for are taken, so a process that lacks a newer handler
-    (a rolling deploy) leaves those jobs to the others.
+    (a rolling deploy) leaves those jobs to the others. `only_job_id`: that job or none
+    (the CLI runs the import it queued).
     """
+    wanted: list[ColumnElement[bool]] = [_jobs.c.kind.in_(list(kinds))]
+    if only_job_id is not None:
+        wanted.append(_jobs.c.id == only_job_id)
     due = (
         select(_jobs.c.id)
         .where(
-            _jobs.c.kind.in_(list(kinds)),
+            *wanted,
             or_(
                 and_(_jobs.c.status == QUEUED, _jobs.c.run_after <= now),
                 and_(_jobs.c.status == RUNNING, _jobs.c.locked_until < now),

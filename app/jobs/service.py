@@ -111,8 +111,10 @@ async def run_one(
     handlers: Mapping[str, JobHandler],
     now: datetime,
     lease: timedelta,
+    only_job_id: uuid.UUID | None = None,
 ) -> bool:
-    """Claim one due job, run its handler, record the outcome. False when nothing was due."""
+    """Claim one due job (or that job only), run its handler, record the outcome. False when
+    nothing was due."""
     if not handlers:
         return False
     # A short transaction of its own: the row lock is released before the handler runs.
@@ -123,6 +125,7 @@ async def run_one(
             kinds=list(handlers),
             now=now,
             locked_until=now + lease,
+            only_job_id=only_job_id,
         )
     if job is None:
         return False

@@ -222,6 +222,20 @@ async def authenticate(uow: UnitOfWork, token: str) -> Principal:
     )
 
 
+async def settings_of(session: AsyncSession, project_id: uuid.UUID) -> ProjectSettings:
+    """A project's settings as a request would see them, for work done outside a request
+    (a background job acting for the project)."""
+    project = await repository.get_project(session, project_id)
+    if project is None:
+        raise NotFound(f"Project {project_id} does not exist.")
+    return ProjectSettings(
+        default_phone_region=project.default_phone_region,
+        rules_version=project.rules_version,
+        identifier_priority=tuple(project.identifier_priority or kinds.DEFAULT_PRIORITY),
+        subscription_channels=tuple(project.subscription_channels or ()),
+    )
+
+
 async def bump_rules_version(session: AsyncSession, project_id: uuid.UUID) -> None:
     """Custom fields or the blocklist changed: caches of them must reload (same transaction)."""
     await repository.bump_rules_version(session, project_id)

@@ -1,0 +1,151 @@
+"""Fetching import files from FTP/FTPS servers (aioftp), with errors a person can act on.
+
+Credentials never reach a log line or an error message: aioftp censors PASS in its own
+debug logs, and every error below names the host, user and path, never the password.
+"""
+
+import asyncio
+import fnmatch
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import aioftp
+
+from app.imports.schemas import FtpSource
+
+CONNECT_TIMEOUT_SECONDS = 20.0
+SOCKET_TIMEOUT_SECONDS = 60.0
+_CHUNK_BYTES = 256 * 1024
+PASSWORD_ENV_PREFIX = "CDP_FTP_PASSWORD_"  # noqa: S105 (a variable name prefix, not a secret)
+
+
+class FtpProblem(Exception):
+    """The server could not give us the file; str(error) says why, without secrets."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    path: str
+    name: str
+    # Size and modification time as listed: a file uploaded again is a new file.
+    fingerprint: str
+
+
+def password_for(source: FtpSource, stored_secret: str | None) -> str:
+    """The password to log in with: the stored one, or the server's secret named by ref."""
+    if source.password_ref is not None:
+        value = os.environ.get(PASSWORD_ENV_PREFIX + source.password_ref)
+        if value is None:
+            raise FtpProblem(
+                f"password_ref {source.password_ref!r} names no secret on the server "
+                f"(environment variable {PASSWORD_ENV_PREFIX}{source.password_ref})"
+            )
+        return value
+    return stored_secret or ""
+
+
+def has_secret(ref: str) -> bool:
+    return PASSWORD_ENV_PREFIX + ref in os.environ
+
+
+async def download(
+    source: FtpSource, password: str, destination: Path, *, max_bytes: int, path: str | None = None
+) -> int:
+    """Stream the file at `path` (default: the source's) to `destination`; its size in bytes."""
+    remote = path or source.path
+    written = 0
+    async with _session(source, password) as client:
+        try:
+            # Asked first: a refused RETR leaves aioftp's data connection open.
+            if not await client.exists(remote) or not await client.is_file(remote):
+                raise FtpProblem(f"cannot read {remote} on {source.host}: there is no such file")
+            async with client.download_stream(remote) as stream:
+                with destination.open("wb") as out:
+                    async for chunk in stream.iter_by_block(_CHUNK_BYTES):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise FtpProblem(
+                                f"{remote} on {source.host} is larger than the import limit "
+                                f"of {max_bytes} bytes"
+                            )
+                        await asyncio.to_thread(out.write, chunk)
+        except aioftp.StatusCodeError as error:
+            raise FtpProblem(f"cannot read {remote} on {source.host}: {_reply(error)}") from None
+    return written
+
+
+async def list_new(source: FtpSource, password: str, pattern: str) -> list[RemoteFile]:
+    """Files (not directories) in the source's directory whose name matches `pattern`."""
+    found: list[RemoteFile] = []
+    async with _session(source, password) as client:
+        try:
+            for path, info in await client.list(source.path):
+                if info.get("type") != "file" or not fnmatch.fnmatch(path.name, pattern):
+                    continue
+                fingerprint = f"{info.get('size', '')}:{info.get('modify', '')}"
+                found.append(RemoteFile(str(path), path.name, fingerprint))
+        except aioftp.StatusCodeError as error:
+            raise FtpProblem(
+                f"cannot list {source.path} on {source.host}: {_reply(error)}"
+            ) from None
+    return sorted(found, key=lambda f: f.name)
+
+
+async def move(source: FtpSource, password: str, remote: str, directory: str) -> None:
+    target = str(PurePosixPath(directory) / PurePosixPath(remote).name)
+    async with _session(source, password) as client:
+        try:
+            await client.rename(remote, target)
+        except aioftp.StatusCodeError as error:
+            raise FtpProblem(f"cannot move {remote} to {target}: {_reply(error)}") from None
+
+
+class _session:
+    def __init__(self, source: FtpSource, password: str) -> None:
+        self._source = source
+        self._password = password
+        self._client = aioftp.Client(
+            socket_timeout=SOCKET_TIMEOUT_SECONDS, connection_timeout=CONNECT_TIMEOUT_SECONDS
+        )
+
+    async def __aenter__(self) -> aioftp.Client:
+        source = self._source
+        where = f"{source.host}:{source.port}"
+        try:
+            await self._client.connect(source.host, source.port)
+            if source.tls:
+                await self._client.upgrade_to_tls(ssl.create_default_context())
+            await self._client.login(source.username, self._password)
+        except aioftp.StatusCodeError as error:
+            self._client.close()
+            if any(str(code) == "530" for code in _codes(error)):
+                raise FtpProblem(
+                    f"{where} refused the login of user {source.username!r}: wrong user name "
+                    "or password"
+                ) from None
+            raise FtpProblem(f"{where} refused the session: {_reply(error)}") from None
+        except (OSError, TimeoutError, ssl.SSLError) as error:
+            self._client.close()
+            raise FtpProblem(f"cannot connect to {where}: {error}") from None
+        return self._client
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self._client.quit()
+        except (aioftp.AIOFTPException, OSError, TimeoutError):
+            pass
+        finally:
+            self._client.close()
+
+
+def _codes(error: aioftp.StatusCodeError) -> tuple[object, ...]:
+    received = error.received_codes
+    return received if isinstance(received, tuple) else (received,)
+
+
+def _reply(error: aioftp.StatusCodeError) -> str:
+    lines = " ".join(str(line).strip() for line in error.info)[:300]
+    codes = ", ".join(str(c) for c in _codes(error))
+    return f"the server answered {codes} {lines}".strip()

@@ -1,0 +1,261 @@
+"""Import use cases called by the API and the CLI: create, read, cancel, the error report.
+
+Running an import is `app/imports/runner.py` (a job); scheduled FTP pulls are
+`app/imports/schedules.py`.
+"""
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.core.auth import Principal, ProjectSettings
+from app.core.db import UnitOfWork
+from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from app.core.ids import new_id
+from app.customers.inputs import load_rules
+from app.imports import repository
+from app.imports.columns import PlanError, plan_columns
+from app.imports.csvfile import CsvFile, FileProblem
+from app.imports.ftp import has_secret
+from app.imports.models import CANCELLED, FINISHED, QUEUED, Import
+from app.imports.schemas import FtpSource, ImportCreate, ImportOptions
+from app.jobs import service as jobs
+from app.settings import Settings
+
+RUN_IMPORT = "imports.run"
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where import files wait for their worker: a directory every worker process can read."""
+
+    directory: Path
+    max_bytes: int
+    default_phone_region: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Storage":
+        return cls(
+            directory=settings.import_dir or settings.data_dir / "imports",
+            max_bytes=settings.import_max_bytes,
+            default_phone_region=settings.default_phone_region,
+        )
+
+    def path_for(self, import_id: uuid.UUID) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return self.directory / f"{import_id}.csv"
+
+
+@dataclass(frozen=True)
+class ImportOwner:
+    """Who starts an import: an API key, or the operator at the command line."""
+
+    project_id: uuid.UUID
+    project: ProjectSettings
+    initiator: str
+    key_id: uuid.UUID | None
+    may_act_as: Callable[[str], bool]
+
+    @classmethod
+    def of_key(cls, principal: Principal) -> "ImportOwner":
+        return cls(
+            project_id=principal.project_id,
+            project=principal.project,
+            initiator=principal.key_name,
+            key_id=principal.key_id,
+            may_act_as=principal.may_act_as,
+        )
+
+
+def touchpoint_for(owner: ImportOwner, options: ImportOptions, import_id: uuid.UUID) -> str:
+    """The import's own touchpoint, or the one the options name if the key may act as it."""
+    if options.touchpoint is None:
+        return f"import:{import_id}"
+    if not owner.may_act_as(options.touchpoint):
+        raise InvalidInput(
+            "The API key may not act as this touchpoint.",
+            errors=[FieldError(pointer="/options/touchpoint", message="Not allowed for this key")],
+        )
+    return options.touchpoint
+
+
+async def create_upload(
+    uow: UnitOfWork,
+    owner: ImportOwner,
+    storage: Storage,
+    *,
+    import_id: uuid.UUID,
+    options: ImportOptions,
+    file_name: str,
+    file_bytes: int,
+    source_kind: str = "upload",
+) -> Import:
+    """Queue the import of a file already stored at `storage.path_for(import_id)`.
+
+    Its header is checked against the project's fields now, so a file the import could
+    never read is refused at once (422), and nothing is queued.
+    """
+    row = _new_import(owner, storage, import_id, options)
+    row.source_kind = source_kind
+    row.source_name = file_name[:1024]
+    row.source = {}
+    row.file_bytes = file_bytes
+    async with uow:
+        await _check_header(uow, owner, storage, import_id, options)
+        return await queue_import(
+            uow,
+            row,
+            options,
+            phone_region=phone_region(owner, storage, options),
+            max_bytes=storage.max_bytes,
+        )
+
+
+async def create_ftp(
+    uow: UnitOfWork, owner: ImportOwner, storage: Storage, body: ImportCreate
+) -> Import:
+    ftp = body.source.ftp
+    check_password_ref(ftp, pointer="/source/ftp/password_ref")
+    row = _new_import(owner, storage, new_id(), body.options)
+    row.source_kind = "ftp"
+    row.source_name = ftp.path
+    row.source = public_source(ftp)
+    row.ftp_secret = ftp.password
+    async with uow:
+        return await queue_import(
+            uow,
+            row,
+            body.options,
+            phone_region=phone_region(owner, storage, body.options),
+            max_bytes=storage.max_bytes,
+        )
+
+
+def _new_import(
+    owner: ImportOwner, storage: Storage, import_id: uuid.UUID, options: ImportOptions
+) -> Import:
+    """The row every import starts as: whose, where its file goes, what it records as."""
+    return Import(
+        id=import_id,
+        project_id=owner.project_id,
+        initiator=owner.initiator,
+        initiator_key_id=owner.key_id,
+        file_path=str(storage.path_for(import_id)),
+        touchpoint=touchpoint_for(owner, options, import_id),
+    )
+
+
+def public_source(ftp: FtpSource) -> dict[str, object]:
+    """The FTP source as stored and shown: everything but the password."""
+    return {"ftp": ftp.model_dump(exclude={"password"})}
+
+
+def check_password_ref(ftp: FtpSource, *, pointer: str) -> None:
+    if ftp.password_ref is not None and not has_secret(ftp.password_ref):
+        raise InvalidInput(
+            "No secret of that name is configured on the server.",
+            errors=[FieldError(pointer=pointer, message="Unknown password_ref")],
+        )
+
+
+def phone_region(owner: ImportOwner, storage: Storage, options: ImportOptions) -> str:
+    """Numbers without a country code: the options' region, else the project's, else the
+    service's default."""
+    return (
+        options.default_phone_region
+        or owner.project.default_phone_region
+        or storage.default_phone_region
+    )
+
+
+async def queue_import(
+    uow: UnitOfWork, row: Import, options: ImportOptions, *, phone_region: str, max_bytes: int
+) -> Import:
+    """Store the import and its job in the caller's transaction: both or neither."""
+    row.status = QUEUED
+    row.options = options.model_dump(mode="json")
+    job = await jobs.enqueue(
+        uow.session,
+        project_id=row.project_id,
+        kind=RUN_IMPORT,
+        payload={"import_id": str(row.id), "phone_region": phone_region, "max_bytes": max_bytes},
+    )
+    row.job_id = job.id
+    await repository.add(uow.session, row)
+    return row
+
+
+async def _check_header(
+    uow: UnitOfWork,
+    owner: ImportOwner,
+    storage: Storage,
+    import_id: uuid.UUID,
+    options: ImportOptions,
+) -> None:
+    rules = await load_rules(
+        uow.session,
+        owner.project_id,
+        owner.project,
+        default_phone_region=storage.default_phone_region,
+    )
+    try:
+        with CsvFile(
+            storage.path_for(import_id), encoding=options.encoding, delimiter=options.delimiter
+        ) as source:
+            plan_columns(source.header, options.mapping, rules.fields)
+    except FileProblem as problem:
+        raise InvalidInput(
+            "The file cannot be read.", errors=[FieldError(pointer="/file", message=str(problem))]
+        ) from None
+    except PlanError as problem:
+        raise InvalidInput(
+            "The file's columns cannot be imported.",
+            errors=[FieldError(pointer="/options/mapping", message=str(problem))],
+        ) from None
+
+
+async def get_import(uow: UnitOfWork, project_id: uuid.UUID, import_id: uuid.UUID) -> Import:
+    async with uow.read_only() as session:
+        found = await repository.get(session, project_id, import_id)
+    if found is None:
+        raise NotFound(f"Import {import_id} does not exist.")
+    return found
+
+
+async def list_imports(
+    uow: UnitOfWork, project_id: uuid.UUID, *, after_id: uuid.UUID | None, limit: int
+) -> list[Import]:
+    async with uow.read_only() as session:
+        return await repository.page(session, project_id, after_id=after_id, limit=limit)
+
+
+async def cancel_import(uow: UnitOfWork, project_id: uuid.UUID, import_id: uuid.UUID) -> Import:
+    """Stop after the batch being applied: batches already committed stay applied."""
+    async with uow:
+        # Waits for the running batch to commit (it holds this row's lock).
+        locked = await repository.lock(uow.session, import_id)
+        if locked is None or locked.project_id != project_id:
+            raise NotFound(f"Import {import_id} does not exist.")
+        if locked.status in FINISHED:
+            raise Conflict(f"The import has already ended ({locked.status}).")
+        locked.status = CANCELLED
+        locked.finished_at = datetime.now(UTC)
+        return locked
+
+
+async def error_report(
+    uow: UnitOfWork, project_id: uuid.UUID, import_id: uuid.UUID
+) -> AsyncIterator[tuple[int, str, str, str]]:
+    """The report's lines in row order; 404 (raised before the first line) if unknown."""
+    await get_import(uow, project_id, import_id)
+    return _report_lines(uow, import_id)
+
+
+async def _report_lines(
+    uow: UnitOfWork, import_id: uuid.UUID
+) -> AsyncIterator[tuple[int, str, str, str]]:
+    async with uow:
+        async for line in repository.report_lines(uow.session, import_id):
+            yield line
