@@ -3,6 +3,7 @@
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,6 +16,7 @@ from app.jobs import service as jobs_service
 from app.jobs.handlers import HANDLERS
 from tests.conftest import _asyncpg_dsn
 from tests.factories import ProjectWithKey, identify
+from tests.helpers import app_running, asgi_client
 from tests.imports.helpers import get_import, imported, report, run_jobs, upload
 
 
@@ -282,3 +284,50 @@ async def test_the_report_neutralises_formulas(
     assert [line["original_row"] for line in lines] == ["'=1+2,Eve", "'@SUM(A1),-Eve"]
     for line in lines:
         assert not any(value.startswith(("=", "@", "+", "-")) for value in line.values())
+
+
+async def test_api_calls_and_an_import_on_the_same_identifiers_never_duplicate_anyone(
+    client: httpx.AsyncClient,
+    project: ProjectWithKey,
+    uow: UnitOfWork,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner, "BATCH_ROWS", 10)
+    started = await upload(client, project, _file(200))
+    import_id = started.json()["id"]
+
+    async def call(i: int) -> int:
+        response = await identify(
+            client,
+            project,
+            {"identifiers": {"email": f"r{i}@example.com"}, "profile": {"area": "api"}},
+        )
+        return response.status_code
+
+    # Once the worker is writing, 100 identify calls on emails of the batches to come.
+    worker = asyncio.create_task(run_jobs(uow))
+    await _wait_for_rows_done(database_url, import_id, 10)
+    results = [*await asyncio.gather(*(call(i) for i in range(20, 200)[::-2])), await worker]
+    assert set(results[:-1]) <= {200, 201}, results
+    final = await get_import(client, project, import_id)
+    assert final["status"] == "succeeded"
+    assert final["counts"]["failed"] == 0
+    assert final["counts"]["created"] + final["counts"]["updated"] == 200
+    state = await _state(database_url, project.project.id)
+    assert len(state["customers"]) == 200
+    job = await client.get(f"/v1/jobs/{started.json()['job_id']}", headers=project.admin_headers)
+    assert job.json()["attempts"] == 1
+
+
+async def test_an_upload_over_the_limit_is_refused_and_not_kept(
+    database_url: str, project: ProjectWithKey, tmp_path: Path
+) -> None:
+    async with (
+        app_running(database_url, import_max_bytes=2048, import_dir=tmp_path) as limited,
+        asgi_client(limited) as client,
+    ):
+        response = await upload(client, project, _file(100))
+        assert response.status_code == 413
+        assert response.headers["content-type"] == "application/problem+json"
+        assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []
