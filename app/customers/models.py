@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     func,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -33,7 +34,8 @@ class Customer(Base):
         # A tombstone always points at its survivor; a live customer never does.
         CheckConstraint("(status = 'merged') = (merged_into IS NOT NULL)", name="merged_into"),
         Index("ix_customers_project_id_id", "project_id", "id", unique=True),
-        Index("ix_customers_project_id_updated_at", "project_id", "updated_at"),
+        # Also the keyset of `sort=updated_at` (ties broken by id) and of updated_since.
+        Index("ix_customers_project_id_updated_at_id", "project_id", "updated_at", "id"),
         Index("ix_customers_project_id_created_at", "project_id", "created_at"),
         # The merge tree: who was merged directly into whom.
         Index(
@@ -60,6 +62,49 @@ class Customer(Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# The expressions the customer search filters and sorts on. The repository builds its
+# query from these very objects: PostgreSQL uses an expression index only for a query that
+# repeats its expression exactly.
+LOWER_NAMES = {
+    "first_name": func.lower(Customer.first_name),
+    "last_name": func.lower(Customer.last_name),
+    "middle_name": func.lower(Customer.middle_name),
+}
+LOWER_AREA = func.lower(Customer.area)
+# A customer without a last name sorts as '' (first in `last_name`, last in `-last_name`):
+# a keyset over a nullable column would need a NULL case in every page condition.
+LAST_NAME_SORT_KEY = func.coalesce(Customer.last_name, literal_column("''"))
+
+# Prefix matches (`name`): text_pattern_ops orders by bytes, so `LIKE 'ann%'` becomes an
+# index range whatever the database's collation (a default btree serves LIKE only under C).
+for _name, _lower in LOWER_NAMES.items():
+    Index(
+        f"ix_customers_project_id_lower_{_name}",
+        Customer.project_id,
+        _lower.label(f"lower_{_name}"),
+        postgresql_ops={f"lower_{_name}": "text_pattern_ops"},
+    )
+# Equality filters lead, id follows: a page of `gender=female` in id order is one ordered
+# index range, with no sort and no scan past the page.
+Index("ix_customers_project_id_gender_id", Customer.project_id, Customer.gender, Customer.id)
+Index("ix_customers_project_id_lower_area_id", Customer.project_id, LOWER_AREA, Customer.id)
+Index("ix_customers_project_id_birth_date", Customer.project_id, Customer.birth_date)
+Index(
+    "ix_customers_project_id_last_name_sort",
+    Customer.project_id,
+    LAST_NAME_SORT_KEY,
+    Customer.id,
+)
+# `custom=key:value` is a containment test (custom_fields @> {"key": value}); jsonb_path_ops
+# indexes each key/value pair, whatever the project's fields are.
+Index(
+    "ix_customers_custom_fields",
+    Customer.custom_fields,
+    postgresql_using="gin",
+    postgresql_ops={"custom_fields": "jsonb_path_ops"},
+)
 
 
 class CustomerMerge(Base):

@@ -1,7 +1,7 @@
 """HTTP endpoints of customers: create, identify, look up, read, edit, list, histories."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
@@ -31,10 +31,18 @@ from app.customers.schemas import (
     CustomerPatch,
     CustomerRead,
     CustomerStatus,
+    Gender,
     IdentifierHistoryRead,
     IdentifyResponse,
     MergeRead,
     MergeTreeNode,
+)
+from app.customers.search import (
+    MAX_REPEATED_FILTERS,
+    CustomerSort,
+    SearchParameters,
+    cursor_key,
+    search_page,
 )
 from app.customers.service import LookupQuery, MergeTreeEntry
 from app.customers.views import CustomerView
@@ -278,18 +286,88 @@ async def customers_list(
     status_filter: Annotated[CustomerStatus, Query(alias="status")] = "active",
     updated_since: Annotated[datetime | None, Query(description="RFC 3339, with offset.")] = None,
     created_since: Annotated[datetime | None, Query(description="RFC 3339, with offset.")] = None,
+    email_domain: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=253,
+            description="Customers with an email at this domain (`example.com`; exact domain, "
+            "any case).",
+        ),
+    ] = None,
+    identifier_kind: Annotated[
+        str | None,
+        Query(
+            max_length=80,
+            description="With `identifier_prefix`: `email`, `phone`, `discount_card`, "
+            "`app_installation`, `push_token` or `external:<key>`.",
+        ),
+    ] = None,
+    identifier_prefix: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=2048,
+            description="With `identifier_kind`: the start of the normalised value "
+            "(a phone prefix as E.164 digits: `+4930`).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="The start of the first, last or middle name, any case.",
+        ),
+    ] = None,
+    birth_date_from: Annotated[date | None, Query(description="Inclusive.")] = None,
+    birth_date_to: Annotated[date | None, Query(description="Inclusive.")] = None,
+    gender: Annotated[Gender | None, Query()] = None,
+    area: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Exact, any case.")
+    ] = None,
+    custom: Annotated[
+        list[Annotated[str, Query(max_length=1100)]] | None,
+        Query(
+            description="Repeatable `key:value`, e.g. `tier:gold`; the value is read by the "
+            f"field's type. At most {MAX_REPEATED_FILTERS}.",
+        ),
+    ] = None,
+    segment_id: Annotated[
+        uuid.UUID | None, Query(description="Customers currently in this segment.")
+    ] = None,
+    subscription: Annotated[
+        list[Annotated[str, Query(max_length=200)]] | None,
+        Query(
+            description="Repeatable `channel:status` or `channel.topic:status`, e.g. "
+            f"`email:subscribed`. At most {MAX_REPEATED_FILTERS}.",
+        ),
+    ] = None,
+    sort: Annotated[
+        CustomerSort,
+        Query(description="`id` is creation order; ties are broken by id. `-` reverses."),
+    ] = "id",
 ) -> Page[CustomerRead]:
-    """List customers in creation order, filtered by status and change or creation time."""
-    views = await service.list_customers(
-        uow,
-        principal.project_id,
-        after_id=decode_id_cursor(cursor),
-        limit=limit + 1,
+    """Find customers: every filter given must match. Cursor-paginated in the sort order."""
+    parameters = SearchParameters(
         status=status_filter,
         updated_since=updated_since,
         created_since=created_since,
+        email_domain=email_domain,
+        identifier_kind=identifier_kind,
+        identifier_prefix=identifier_prefix,
+        name=name,
+        birth_date_from=birth_date_from,
+        birth_date_to=birth_date_to,
+        gender=gender,
+        area=area,
+        custom=tuple(custom or ()),
+        segment_id=segment_id,
+        subscription=tuple(subscription or ()),
     )
-    items, next_cursor = split_page(views, limit, lambda v: [str(v.id)])
+    page = search_page(cursor, sort, limit + 1)
+    views = await service.list_customers(uow, principal.project_id, parameters, page)
+    items, next_cursor = split_page(views, limit, lambda v: cursor_key(v, sort))
     return Page(items=[customer_read(v) for v in items], next_cursor=next_cursor)
 
 

@@ -17,8 +17,10 @@ from app.core.db import UnitOfWork
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.customers import repository
 from app.customers.inputs import IdentifierReader, load_rules, raise_if_invalid, read_identifiers
-from app.customers.schemas import CustomerStatus, IdentifiersIn
+from app.customers.schemas import IdentifiersIn
+from app.customers.search import SearchPage, SearchParameters, read_search
 from app.customers.views import CustomerView, surviving_id, surviving_view
+from app.fields import service as fields_service
 from app.identity import kinds
 from app.identity import service as identity
 from app.identity.models import IdentifierHistory
@@ -115,25 +117,19 @@ async def find_customer(
 
 
 async def list_customers(
-    uow: UnitOfWork,
-    project_id: uuid.UUID,
-    *,
-    after_id: uuid.UUID | None,
-    limit: int,
-    status: CustomerStatus,
-    updated_since: datetime | None,
-    created_since: datetime | None,
+    uow: UnitOfWork, project_id: uuid.UUID, parameters: SearchParameters, page: SearchPage
 ) -> list[CustomerView]:
-    async with uow.read_only() as session:
-        rows = await repository.list_view_rows(
-            session,
-            project_id,
-            after_id=after_id,
-            limit=limit,
-            status=status,
-            updated_since=updated_since,
-            created_since=created_since,
+    """A page of the customers matching every filter, in the page's sort order. In a
+    transaction, unlike other reads: the search plans itself for its values with SET LOCAL."""
+    async with uow:
+        session = uow.session
+        fields = (
+            await fields_service.definitions_for(session, project_id)
+            if parameters.needs_field_definitions
+            else {}
         )
+        search = read_search(parameters, fields=fields)
+        rows = await repository.search_view_rows(session, project_id, search, page)
         return [CustomerView.from_row(row) for row in rows]
 
 

@@ -45,6 +45,16 @@ class Subscription(Base):
             "topic",
             unique=True,
         ),
+        # The customer search's `subscription=email:subscribed`: who holds a status, without
+        # probing every customer's own rows (the unique index above leads with the customer).
+        Index(
+            "ix_subscriptions_project_id_channel_topic_status",
+            "project_id",
+            "channel",
+            "topic",
+            "status",
+            "customer_id",
+        ),
         CheckConstraint(f"status IN {_STATUSES}", name="status"),
     )
 
