@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.activity.models import Action, ActionExternalId, ActionType
 from app.changelog.models import ProfileChange
 from app.core.db import project_page_query, table_of
+from app.core.redaction import redacted_json
 
 _ACTIONS = table_of(Action)
 _EXTERNAL_IDS = table_of(ActionExternalId)
@@ -310,3 +311,14 @@ async def create_partition(session: AsyncSession, name: str, start: datetime, en
         )
     )
     return cast(CursorResult[Any], moved).rowcount
+
+
+async def redact_payloads(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    await session.execute(
+        update(Action)
+        .where(Action.project_id == project_id, Action.customer_id.in_(customer_ids))
+        .values(payload=redacted_json(Action.payload))
+        .execution_options(synchronize_session=False)
+    )

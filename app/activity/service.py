@@ -163,3 +163,11 @@ async def action_type_keys(session: AsyncSession, project_id: uuid.UUID) -> froz
         if len(page) < 1000:
             return frozenset(keys)
         after = page[-1].id
+
+
+async def erase(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    """The activity step of an erase: actions stay (counts, amounts, dates: what segments
+    and reports add up), every string in their payloads becomes the marker."""
+    await repository.redact_payloads(session, project_id, customer_ids)

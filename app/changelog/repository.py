@@ -4,11 +4,16 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import case, cast, insert, literal, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.changelog.models import ProfileChange
 from app.core.db import customer_history_query, table_of
+from app.core.redaction import REDACTED
+
+# The marker as a JSON string (the value columns are jsonb).
+_MARKER = cast(literal(f'"{REDACTED}"'), JSONB)
 
 # A Core (table) insert: the ORM's bulk machinery costs more than the insert itself.
 _INSERT_CHANGES = insert(table_of(ProfileChange))
@@ -35,3 +40,21 @@ async def list_changes(
         limit=limit,
     )
     return list(await session.scalars(query))
+
+
+async def redact_changes(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    await session.execute(
+        update(ProfileChange)
+        .where(
+            ProfileChange.project_id == project_id,
+            ProfileChange.customer_id.in_(customer_ids),
+            (ProfileChange.old_value.is_not(None)) | (ProfileChange.new_value.is_not(None)),
+        )
+        .values(
+            old_value=case((ProfileChange.old_value.is_(None), None), else_=_MARKER),
+            new_value=case((ProfileChange.new_value.is_(None), None), else_=_MARKER),
+        )
+        .execution_options(synchronize_session=False)
+    )

@@ -82,3 +82,12 @@ async def list_changes(
     return await repository.list_changes(
         session, project_id=project_id, customer_ids=customer_ids, before_id=before_id, limit=limit
     )
+
+
+async def redact(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    """The changelog step of an erase: every old and new value of the customers' rows
+    becomes the marker; operation, field, who and when stay (the caller holds
+    `allow_history_redaction`)."""
+    await repository.redact_changes(session, project_id, customer_ids)

@@ -8,12 +8,26 @@ replays its answer; the same key with another body is a 409.
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, func, select, update
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    cast,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSON, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -119,4 +133,20 @@ async def remember(
             IdempotencyRecord.key == request.key,
         )
         .values(status_code=response.status_code, response=response.body)
+    )
+
+
+async def forget_responses_mentioning(
+    session: AsyncSession, project_id: uuid.UUID, needles: Sequence[str]
+) -> None:
+    """Drop stored responses that contain any of these strings (an erased customer's ids
+    and identifiers): a replay of them is no longer possible, which is the point."""
+    if not needles:
+        return
+    body = cast(IdempotencyRecord.response, Text)
+    await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.project_id == project_id,
+            or_(*(body.contains(needle, autoescape=True) for needle in needles)),
+        )
     )

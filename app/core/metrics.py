@@ -45,6 +45,13 @@ class HttpMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # Audit: who reads personal data, and how much (a profile, an export, a lookup).
+        self.personal_data_reads = Counter(
+            "cdp_personal_data_reads",
+            "Reads of a customer's personal data, by API key and operation.",
+            ["key_id", "operation"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "cdp_http_requests_in_flight",
             "Requests being handled now.",

@@ -9,6 +9,7 @@ services.
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -27,6 +29,7 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +37,8 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.db import table_of
+from app.core.redaction import redacted_json
+from app.customers.inputs import PROFILE_FIELDS
 from app.customers.models import (
     LAST_NAME_SORT_KEY,
     LOWER_AREA,
@@ -297,3 +302,38 @@ async def merges_into(
         .order_by(CustomerMerge.id)
     )
     return list(await session.scalars(query))
+
+
+async def erase_profiles(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    customer_ids: Sequence[uuid.UUID],
+    *,
+    survivor_id: uuid.UUID,
+    now: datetime,
+) -> None:
+    """Clear the profiles of an erased customer and of those merged into it; the survivor
+    becomes the `erased` tombstone (the merged ones stay tombstones pointing at it)."""
+    await session.execute(
+        update(Customer)
+        .where(Customer.project_id == project_id, Customer.id.in_(customer_ids))
+        .values(
+            dict.fromkeys(PROFILE_FIELDS)
+            | {
+                "custom_fields": {},
+                "status": case((Customer.id == survivor_id, "erased"), else_=Customer.status),
+                "version": Customer.version + 1,
+                "updated_at": now,
+            }
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(CustomerMerge)
+        .where(
+            CustomerMerge.project_id == project_id,
+            CustomerMerge.target_id.in_(customer_ids) | CustomerMerge.source_id.in_(customer_ids),
+        )
+        .values(details=redacted_json(CustomerMerge.details))
+        .execution_options(synchronize_session=False)
+    )

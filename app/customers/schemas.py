@@ -335,3 +335,48 @@ class MergeTreeNode(BaseModel):
     touchpoint: str | None
     initiator: str | None
     merged: list["MergeTreeNode"] = Field(description="Customers merged directly into this one.")
+
+
+class CustomerErasedRead(BaseModel):
+    id: uuid.UUID = Field(
+        description="The customer erased (the survivor, if a merged id was given)."
+    )
+    erased_ids: list[uuid.UUID] = Field(description="It and every customer merged into it.")
+    erased_at: datetime
+
+
+# The dossier's sections (app/customers/dossier.py; a test keeps the two lists equal).
+SectionName = Literal[
+    "identifiers",
+    "identifier_history",
+    "changelog",
+    "merges",
+    "devices",
+    "auth_token",
+    "subscriptions",
+    "subscription_history",
+    "actions",
+    "point_balances",
+    "point_transactions",
+    "promo_codes",
+    "prizes",
+    "segments",
+    "segment_history",
+]
+
+
+class ProfileSectionRead(BaseModel):
+    items: list[dict[str, Any]] = Field(description="The latest rows, newest first.")
+    href: str | None = Field(description="The endpoint with the whole list.")
+
+
+class CustomerProfileRead(BaseModel):
+    """The 360 view: the customer, and the latest of every record kept about it (and
+    about the customers merged into it)."""
+
+    customer: CustomerRead
+    sections: dict[str, ProfileSectionRead] = Field(
+        description="By name: identifiers, identifier_history, changelog, merges, devices, "
+        "auth_token, subscriptions, subscription_history, actions, point_balances, "
+        "point_transactions, promo_codes, prizes, segments, segment_history."
+    )

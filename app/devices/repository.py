@@ -227,3 +227,29 @@ async def has_reachable_device(
         )
     )
     return bool(await session.scalar(query))
+
+
+async def erase_for_customers(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    """Unlink the customers' devices, delete devices nobody else uses, and their tokens."""
+    unlinked = await session.execute(
+        delete(CustomerDevice)
+        .where(
+            CustomerDevice.project_id == project_id, CustomerDevice.customer_id.in_(customer_ids)
+        )
+        .returning(CustomerDevice.device_id)
+    )
+    device_ids = sorted({device_id for (device_id,) in unlinked})
+    still_used = select(CustomerDevice.device_id).where(CustomerDevice.device_id == Device.id)
+    await session.execute(
+        delete(Device).where(
+            Device.project_id == project_id, Device.id.in_(device_ids), ~still_used.exists()
+        )
+    )
+    await session.execute(
+        delete(CustomerAuthToken).where(
+            CustomerAuthToken.project_id == project_id,
+            CustomerAuthToken.customer_id.in_(customer_ids),
+        )
+    )

@@ -6,6 +6,7 @@ the new and the old push token), then the customers, then the device rows (in id
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -410,3 +411,11 @@ async def reachable_by_push(
 ) -> bool:
     """For consent checks: can a push of this device kind (mobile_app, web_push) reach them?"""
     return await repository.has_reachable_device(session, project_id, customer_id, kind)
+
+
+async def erase(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    """The devices step of an erase: links, devices no other customer shares (their push
+    tokens and installation ids), and the customer auth token."""
+    await repository.erase_for_customers(session, project_id, customer_ids)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import BigInteger
 
 from app.core.db import customer_history_query, table_of
+from app.core.redaction import REDACTED, redacted_text
 from app.identity.models import BlockedIdentifier, CustomerIdentifier, IdentifierHistory
 
 # unnest() yields the keys in array order, so locks are taken in the order given: the
@@ -178,3 +179,41 @@ async def delete_blocked(session: AsyncSession, project_id: uuid.UUID, entry_id:
         .returning(BlockedIdentifier.id)
     )
     return result.first() is not None
+
+
+async def erase_identifiers(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> list[tuple[str, str]]:
+    """Delete the customers' identifiers (free for anyone again); what they were."""
+    result = await session.execute(
+        delete(CustomerIdentifier)
+        .where(
+            CustomerIdentifier.project_id == project_id,
+            CustomerIdentifier.customer_id.in_(customer_ids),
+        )
+        .returning(CustomerIdentifier.kind, CustomerIdentifier.value)
+    )
+    return [(kind, value) for kind, value in result]
+
+
+async def redact_history(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> list[str]:
+    """Replace the values in the customers' ID changelog; the values it held."""
+    result = await session.execute(
+        select(IdentifierHistory.value, IdentifierHistory.replaced_by).where(
+            IdentifierHistory.project_id == project_id,
+            IdentifierHistory.customer_id.in_(customer_ids),
+        )
+    )
+    values = {v for row in result for v in row if v is not None and v != REDACTED}
+    await session.execute(
+        update(IdentifierHistory)
+        .where(
+            IdentifierHistory.project_id == project_id,
+            IdentifierHistory.customer_id.in_(customer_ids),
+        )
+        .values(value=REDACTED, replaced_by=redacted_text(IdentifierHistory.replaced_by))
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(values)

@@ -280,3 +280,14 @@ async def history(
     return await repository.list_history(
         session, project_id=project_id, customer_ids=customer_ids, before_id=before_id, limit=limit
     )
+
+
+async def erase(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> list[str]:
+    """The identity step of an erase: identifiers deleted (anyone may use them again), the
+    ID changelog's values replaced by the marker. Returns every value removed, so other
+    domains can find copies of them (the caller holds `allow_history_redaction`)."""
+    current = await repository.erase_identifiers(session, project_id, customer_ids)
+    past = await repository.redact_history(session, project_id, customer_ids)
+    return sorted({value for _, value in current} | set(past))

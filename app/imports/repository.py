@@ -5,11 +5,12 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.copy import copy_records
 from app.core.db import project_page_query, table_of
+from app.core.redaction import REDACTED
 from app.imports.models import (
     COUNTERS,
     Import,
@@ -158,3 +159,23 @@ async def taken_fingerprints(session: AsyncSession, schedule_id: uuid.UUID) -> s
         )
     )
     return {(name, fingerprint) for name, fingerprint in rows}
+
+
+async def redact_report_lines(
+    session: AsyncSession, project_id: uuid.UUID, values: Sequence[str]
+) -> None:
+    """Error-report rows of the project's imports that quote any of these values."""
+    if not values:
+        return
+    quoting = or_(*(_errors.c.original_row.contains(v, autoescape=True) for v in values))
+    await session.execute(
+        update(ImportRowError)
+        .where(
+            _errors.c.import_id.in_(
+                select(_imports.c.id).where(_imports.c.project_id == project_id)
+            ),
+            quoting,
+        )
+        .values(original_row=REDACTED)
+        .execution_options(synchronize_session=False)
+    )

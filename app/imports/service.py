@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.core.auth import Principal, ProjectSettings
 from app.core.db import UnitOfWork
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -259,3 +261,9 @@ async def _report_lines(
     async with uow:
         async for line in repository.report_lines(uow.session, import_id):
             yield line
+
+
+async def erase_quotes(session: AsyncSession, project_id: uuid.UUID, values: list[str]) -> None:
+    """The imports step of an erase: error-report rows quoting the customer's identifiers
+    (a refused or repeated row of a file) lose their original text."""
+    await repository.redact_report_lines(session, project_id, values)

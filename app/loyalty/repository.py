@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import customer_history_query, table_of
 from app.core.ids import new_id
+from app.core.redaction import redacted_text
 from app.loyalty.models import PointAccount, PointBalance, PointLot, PointSpend, PointTransaction
 
 
@@ -226,3 +227,20 @@ async def delete_balance(session: AsyncSession, balance: PointBalance) -> None:
 
 def zero() -> Decimal:
     return Decimal(0)
+
+
+async def redact_transactions(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    await session.execute(
+        update(PointTransaction)
+        .where(
+            PointTransaction.project_id == project_id,
+            PointTransaction.customer_id.in_(customer_ids),
+        )
+        .values(
+            reason=redacted_text(PointTransaction.reason),
+            reference=redacted_text(PointTransaction.reference),
+        )
+        .execution_options(synchronize_session=False)
+    )

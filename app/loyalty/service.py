@@ -4,6 +4,7 @@ Writing to the ledger is in ledger.py; releasing and expiring points in settleme
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -171,3 +172,11 @@ async def merge_into(
 async def account_ids(session: AsyncSession, project_id: uuid.UUID) -> dict[str, uuid.UUID]:
     """Point account ids by code, in the caller's transaction (segment rules name them)."""
     return {a.code: a.id for a in await repository.accounts(session, project_id)}
+
+
+async def erase(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    """The points step of an erase: amounts, lots and balances stay (the ledger still
+    sums), free-text reasons and references do not."""
+    await repository.redact_transactions(session, project_id, customer_ids)

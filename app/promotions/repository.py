@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import project_page_query, table_of
+from app.core.redaction import redacted_json, redacted_text
 from app.promotions.models import Prize, PromoCode, PromoPool
 
 _codes = table_of(PromoCode)
@@ -230,4 +231,21 @@ async def move_prizes(
         update(_prizes)
         .where(_prizes.c.project_id == project_id, _prizes.c.customer_id.in_(from_customers))
         .values(customer_id=to_customer)
+    )
+
+
+async def redact_for_customers(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    await session.execute(
+        update(PromoCode)
+        .where(PromoCode.project_id == project_id, PromoCode.customer_id.in_(customer_ids))
+        .values(order_reference=redacted_text(PromoCode.order_reference))
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Prize)
+        .where(Prize.project_id == project_id, Prize.customer_id.in_(customer_ids))
+        .values(details=redacted_json(Prize.details))
+        .execution_options(synchronize_session=False)
     )

@@ -407,3 +407,11 @@ async def merge_into(
     await repository.move_codes(session, actor.project_id, source_ids, target.id)
     await repository.move_prizes(session, actor.project_id, source_ids, target.id)
     return moved
+
+
+async def erase(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    """The promotions step of an erase: codes and prizes stay issued (a pool's counts hold),
+    order references and the strings in prize details do not."""
+    await repository.redact_for_customers(session, project_id, customer_ids)

@@ -305,3 +305,14 @@ async def due_segmentations(session: AsyncSession, now: Any) -> list[Segmentatio
         .limit(100)
     )
     return list(await session.scalars(query))
+
+
+async def delete_memberships_of(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    await session.execute(
+        delete(SegmentMembership).where(
+            SegmentMembership.project_id == project_id,
+            SegmentMembership.customer_id.in_(customer_ids),
+        )
+    )

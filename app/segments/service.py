@@ -7,6 +7,7 @@ rerun of the same job computes the same diff, so the job is idempotent.
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -434,3 +435,11 @@ async def enqueue_due(uow: UnitOfWork, *, now: datetime) -> int:
             )
             enqueued += 1
     return enqueued
+
+
+async def erase(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    """The segments step of an erase: an erased customer is in no segment any more (its
+    history, which holds no personal value, stays)."""
+    await repository.delete_memberships_of(session, project_id, customer_ids)

@@ -8,6 +8,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import customer_history_query, table_of
+from app.core.redaction import redacted_text
 from app.subscriptions.models import Subscription, SubscriptionChange, SubscriptionTopic
 
 _subscriptions = table_of(Subscription)
@@ -90,3 +91,16 @@ async def history(
         limit=limit,
     )
     return list(await session.scalars(query))
+
+
+async def redact_for_customers(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    """Free-text source and reason may quote the person: replaced by the marker."""
+    for model in (Subscription, SubscriptionChange):
+        await session.execute(
+            update(model)
+            .where(model.project_id == project_id, model.customer_id.in_(customer_ids))
+            .values(source=redacted_text(model.source), reason=redacted_text(model.reason))
+            .execution_options(synchronize_session=False)
+        )

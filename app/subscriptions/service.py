@@ -13,6 +13,7 @@ again changes nothing and records nothing.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -306,3 +307,11 @@ async def merge_into(
         else:
             await repository.delete_subscription(session, row.id)
     return taken
+
+
+async def erase(
+    session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    """The subscriptions step of an erase: statuses and their history stay (proof of
+    consent and opt-out), their free-text source and reason do not."""
+    await repository.redact_for_customers(session, project_id, customer_ids)
