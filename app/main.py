@@ -25,6 +25,7 @@ from app.core.migrations import head_revision
 from app.core.periodic import every
 from app.core.problems import install_problem_handlers
 from app.core.rate_limit import RateLimiter
+from app.customers.privacy_router import privacy_router as customers_privacy_router
 from app.customers.router import router as customers_router
 from app.devices.router import me_router
 from app.devices.router import router as devices_router
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         projects_router,
         api_keys_router,
         customers_router,
+        customers_privacy_router,
         devices_router,
         me_router,
         subscriptions_router,

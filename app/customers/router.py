@@ -5,7 +5,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from app.core.auth import Actor, Principal, Scope
 from app.core.dependencies import SettingsDep, UnitOfWorkDep
@@ -21,19 +21,15 @@ from app.core.pagination import (
 )
 from app.core.problems import problem_responses
 from app.customers import identify, merge, service, update
-from app.customers.dossier import SECTION_NAMES
-from app.customers.erase import erase_customer
 from app.customers.merge import MergeCommand
 from app.customers.presenters import customer_read, identify_response
-from app.customers.profile import customer_profile, export_customer
+from app.customers.privacy_router import count_personal_read
 from app.customers.schemas import (
     ChangeRead,
     CustomerCreate,
-    CustomerErasedRead,
     CustomerIdentify,
     CustomerMergeRequest,
     CustomerPatch,
-    CustomerProfileRead,
     CustomerRead,
     CustomerStatus,
     Gender,
@@ -41,8 +37,6 @@ from app.customers.schemas import (
     IdentifyResponse,
     MergeRead,
     MergeTreeNode,
-    ProfileSectionRead,
-    SectionName,
 )
 from app.customers.search import (
     MAX_REPEATED_FILTERS,
@@ -63,8 +57,6 @@ router = APIRouter(
 )
 ReaderDep = Annotated[Principal, Depends(require_scope(Scope.CUSTOMERS_READ))]
 WriterDep = Annotated[Actor, Depends(require_actor(Scope.CUSTOMERS_WRITE))]
-EraserDep = Annotated[Actor, Depends(require_actor(Scope.CUSTOMERS_ERASE))]
-ExporterDep = Annotated[Actor, Depends(require_actor(Scope.CUSTOMERS_READ))]
 LOOKUP_PARAMETERS = {
     "email": kinds.EMAIL,
     "phone": kinds.PHONE,
@@ -164,7 +156,7 @@ async def customers_lookup(
         query,
         default_phone_region=settings.default_phone_region,
     )
-    _count_personal_read(request, principal, "lookup")
+    count_personal_read(request, principal, "lookup")
     response.headers["ETag"] = _etag(view)
     return customer_read(view)
 
@@ -246,91 +238,9 @@ async def customers_get(
 ) -> CustomerRead:
     """Read a customer; the `ETag` is its version, for `If-Match` on PATCH."""
     view = await service.get_customer(uow, principal.project_id, customer_id)
-    _count_personal_read(request, principal, "get")
+    count_personal_read(request, principal, "get")
     response.headers["ETag"] = _etag(view)
     return customer_read(view)
-
-
-@router.get(
-    "/{customer_id}/profile",
-    responses=problem_responses(404),
-    operation_id="customers_get_profile",
-)
-async def customers_get_profile(
-    customer_id: uuid.UUID,
-    request: Request,
-    uow: UnitOfWorkDep,
-    principal: ReaderDep,
-    include: Annotated[
-        list[SectionName] | None,
-        Query(description="Sections to include (repeat the parameter); default: all."),
-    ] = None,
-    latest: Annotated[int, Query(ge=1, le=100, description="Rows per section.")] = 10,
-) -> CustomerProfileRead:
-    """The 360 profile: the customer (contacts, personal data, identifiers, merged ids,
-    auth-token status) and the latest rows of every record kept about it, each section
-    with a link to its full, paginated list. A fixed number of queries, however much data
-    the customer has."""
-    view, sections = await customer_profile(
-        uow,
-        principal.project_id,
-        customer_id,
-        include=[str(name) for name in include] if include else SECTION_NAMES,
-        latest=latest,
-    )
-    _count_personal_read(request, principal, "profile")
-    return CustomerProfileRead(
-        customer=customer_read(view),
-        sections={s.name: ProfileSectionRead(items=s.items, href=s.href) for s in sections},
-    )
-
-
-@router.get(
-    "/{customer_id}/export",
-    responses={
-        **problem_responses(404),
-        200: {"content": {"application/json": {"schema": {"type": "object"}}}},
-    },
-    response_class=StreamingResponse,
-    operation_id="customers_export",
-)
-async def customers_export(
-    customer_id: uuid.UUID, request: Request, uow: UnitOfWorkDep, actor: ExporterDep
-) -> StreamingResponse:
-    """Everything stored about the customer (right of access) as one JSON document,
-    streamed: the customer, then every section in full, history included. Each export is
-    recorded in the customer's changelog."""
-    document = await export_customer(uow, actor, customer_id)
-    metrics = request.app.state.metrics
-    metrics.personal_data_reads.labels(key_id=str(actor.key_id), operation="export").inc()
-    return StreamingResponse(
-        document,
-        media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="customer-{customer_id}.json"'},
-    )
-
-
-def _count_personal_read(request: Request, principal: Principal, operation: str) -> None:
-    metrics = request.app.state.metrics
-    metrics.personal_data_reads.labels(key_id=str(principal.key_id), operation=operation).inc()
-
-
-@router.delete(
-    "/{customer_id}",
-    responses=problem_responses(404, 409),
-    operation_id="customers_erase",
-)
-async def customers_erase(
-    customer_id: uuid.UUID, uow: UnitOfWorkDep, actor: EraserDep
-) -> CustomerErasedRead:
-    """Erase a customer (right to be forgotten): personal data is removed from the profile,
-    identifiers, devices and action payloads and replaced by "[erased]" in the changelogs;
-    ledgers, merges and counts stay consistent; the identifiers may be used again. A
-    merged id erases its survivor and everyone merged into it. Scope `customers:erase`."""
-    erased = await erase_customer(uow, actor, customer_id)
-    return CustomerErasedRead(
-        id=erased.id, erased_ids=erased.erased_ids, erased_at=erased.erased_at
-    )
 
 
 @router.patch(
