@@ -10,6 +10,7 @@ from sqlalchemy.pool import NullPool
 
 from app.core.db import Base, async_database_url
 from app.core.embedded_postgres import start_embedded_postgres
+from app.imports.staging import is_stage_table
 from app.models import import_all_models
 from app.settings import Settings
 
@@ -32,12 +33,19 @@ def _database_url() -> str:
     return start_embedded_postgres(settings.data_dir)
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate ignores the staging tables of running imports (made and dropped at run
+    time, app/imports/staging.py)."""
+    return not (type_ == "table" and is_stage_table(name))
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
         transaction_per_migration=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

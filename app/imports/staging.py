@@ -25,9 +25,17 @@ class StagedIdentifier:
     earlier_row: int | None
 
 
+STAGE_TABLE_PREFIX = "import_stage_"
+
+
 def stage_table(import_id: uuid.UUID) -> str:
     # A uuid's hex is safe to splice into SQL: 32 characters of [0-9a-f].
-    return f"import_stage_{import_id.hex}"
+    return f"{STAGE_TABLE_PREFIX}{import_id.hex}"
+
+
+def is_stage_table(name: str | None) -> bool:
+    """Staging tables come and go with imports: migrations do not manage them."""
+    return name is not None and name.startswith(STAGE_TABLE_PREFIX)
 
 
 async def create(session: AsyncSession, import_id: uuid.UUID) -> None:
