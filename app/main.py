@@ -36,6 +36,7 @@ from app.imports.router import published_schemas as published_import_schemas
 from app.imports.router import router as imports_router
 from app.imports.schedules import poll_due
 from app.imports.service import Storage
+from app.jobs.handlers import ABANDON_HANDLERS
 from app.jobs.handlers import HANDLERS as JOB_HANDLERS
 from app.jobs.router import router as jobs_router
 from app.jobs.worker import work_forever
@@ -101,6 +102,7 @@ def _start_jobs(database: Database, clock: Clock, settings: Settings) -> list[as
             worker_id=f"{host}:{number}"[:100],
             handlers=JOB_HANDLERS,
             poll_seconds=settings.job_poll_seconds,
+            abandon_handlers=ABANDON_HANDLERS,
         )
         tasks.append(asyncio.create_task(worker))
     return tasks

@@ -19,7 +19,7 @@ from app.imports.models import FINISHED, Import
 from app.imports.schemas import ImportOptions
 from app.imports.service import ImportOwner, Storage
 from app.jobs import service as jobs_service
-from app.jobs.handlers import HANDLERS
+from app.jobs.handlers import ABANDON_HANDLERS, HANDLERS
 from app.jobs.worker import DEFAULT_LEASE
 from app.projects import service as projects_service
 
@@ -70,6 +70,7 @@ async def import_file(
             now=datetime.now(UTC),
             lease=DEFAULT_LEASE,
             only_job_id=row.job_id,
+            abandon_handlers=ABANDON_HANDLERS,
         )
     )
     # A service worker may have claimed the job first; either way, follow the import.

@@ -77,6 +77,17 @@ async def run_import_handler(
     return {"import_id": str(import_id), "status": status}
 
 
+async def abandoned_import(uow: UnitOfWork, job: Job, reason: str) -> None:
+    """The queue gave the import's job up (its worker died on every attempt): the import
+    ends as failed; the batches it committed stay."""
+    async with uow:
+        row = await repository.lock(uow.session, uuid.UUID(str(job.payload["import_id"])))
+    if row is not None:
+        await _finish(
+            uow, row, FAILED, error=f"the import's worker stopped on every attempt ({reason})"
+        )
+
+
 async def _start(uow: UnitOfWork, import_id: uuid.UUID) -> Import | None:
     async with uow:
         row = await repository.lock(uow.session, import_id)

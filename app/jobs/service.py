@@ -73,6 +73,9 @@ class ProgressReporter:
 
 
 JobHandler = Callable[[UnitOfWork, Job, ProgressReporter], Awaitable[dict[str, Any]]]
+# Told when the queue gives a job up without running it again (its worker died on every
+# attempt), so the domain can mark its own record failed too.
+AbandonHandler = Callable[[UnitOfWork, Job, str], Awaitable[None]]
 
 
 async def enqueue(
@@ -112,6 +115,7 @@ async def run_one(
     now: datetime,
     lease: timedelta,
     only_job_id: uuid.UUID | None = None,
+    abandon_handlers: Mapping[str, AbandonHandler] | None = None,
 ) -> bool:
     """Claim one due job (or that job only), run its handler, record the outcome. False when
     nothing was due."""
@@ -132,7 +136,11 @@ async def run_one(
     if job.attempts > job.max_attempts:
         # Only a re-claimed job gets here: its worker died on every attempt (a job that
         # crashes the process, say), so it is not run again.
-        await _record_failure(uow, job, worker_id, "lease expired on every attempt", now, None)
+        message = "lease expired on every attempt"
+        await _record_failure(uow, job, worker_id, message, now, None)
+        abandoned = (abandon_handlers or {}).get(job.kind)
+        if abandoned is not None:
+            await abandoned(uow, job, message)
         return True
     reporter = ProgressReporter(uow, job=job, worker_id=worker_id, claimed_at=now, lease=lease)
     started = time.monotonic()

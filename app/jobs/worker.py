@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from app.core.clock import Clock
 from app.core.db import Database, UnitOfWork
-from app.jobs.service import JobHandler, run_one
+from app.jobs.service import AbandonHandler, JobHandler, run_one
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ async def work_forever(
     handlers: Mapping[str, JobHandler],
     poll_seconds: float,
     lease: timedelta = DEFAULT_LEASE,
+    abandon_handlers: Mapping[str, AbandonHandler] | None = None,
 ) -> None:
     while True:
         try:
@@ -34,6 +35,7 @@ async def work_forever(
                 handlers=handlers,
                 now=clock.now(),
                 lease=lease,
+                abandon_handlers=abandon_handlers,
             ):
                 pass
         except Exception:

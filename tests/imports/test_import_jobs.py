@@ -13,7 +13,7 @@ import pytest
 from app.core.db import UnitOfWork
 from app.imports import runner
 from app.jobs import service as jobs_service
-from app.jobs.handlers import HANDLERS
+from app.jobs.handlers import ABANDON_HANDLERS, HANDLERS
 from tests.conftest import _asyncpg_dsn
 from tests.factories import ProjectWithKey, identify
 from tests.helpers import app_running, asgi_client
@@ -331,3 +331,45 @@ async def test_an_upload_over_the_limit_is_refused_and_not_kept(
         assert response.status_code == 413
         assert response.headers["content-type"] == "application/problem+json"
         assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []
+
+
+async def test_an_import_whose_worker_dies_on_every_attempt_ends_failed(
+    client: httpx.AsyncClient,
+    project: ProjectWithKey,
+    uow: UnitOfWork,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner, "BATCH_ROWS", 5)
+    started = await upload(client, project, _file(40))
+    import_id = started.json()["id"]
+    connection = await asyncpg.connect(_asyncpg_dsn(database_url))
+    try:
+        await connection.execute("UPDATE jobs SET max_attempts = 1")
+    finally:
+        await connection.close()
+    now = datetime.now(UTC)
+    worker = asyncio.create_task(
+        jobs_service.run_one(
+            uow, worker_id="doomed", handlers=HANDLERS, now=now, lease=timedelta(minutes=5)
+        )
+    )
+    await _wait_for_rows_done(database_url, import_id, 5)
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+
+    # The lease runs out; the queue gives the job up instead of running it a second time.
+    assert await jobs_service.run_one(
+        uow,
+        worker_id="next",
+        handlers=HANDLERS,
+        now=now + timedelta(minutes=6),
+        lease=timedelta(minutes=5),
+        abandon_handlers=ABANDON_HANDLERS,
+    )
+    final = await get_import(client, project, import_id)
+    assert final["status"] == "failed"
+    assert "stopped on every attempt" in final["error"]
+    assert 5 <= final["counts"]["rows_read"] < 40
+    assert await run_jobs(uow) == 0
