@@ -150,6 +150,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_middleware(
         RequestGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.body_timeout_seconds,
         # Upload routes whose files outgrow the general limit name their own.
         route_limits=(
             CODE_FILE_BODY_LIMIT,

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         description="ISO 3166 region used to read phone numbers written without a country code.",
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Longest wait for the next piece of a request body (408 after); 0: none.",
+    )
     rate_limit_per_second: float = Field(
         default=0.0,
         ge=0,

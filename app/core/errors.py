@@ -126,6 +126,15 @@ class PayloadTooLarge(DomainError):
     title = "Payload too large"
 
 
+class RequestTimeout(DomainError):
+    """Raised when a client sends its request body too slowly (a slow-body attack ties up
+    a worker's connection and memory for as long as the client likes)."""
+
+    status_code = 408
+    slug = "request-timeout"
+    title = "Request timeout"
+
+
 class UnsupportedMediaType(DomainError):
     """Raised when a body is sent with a content type the endpoint does not read."""
 

@@ -1,12 +1,13 @@
 """Request guards that run before routing: body size and content type."""
 
+import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import DomainError, PayloadTooLarge, UnsupportedMediaType
+from app.core.errors import DomainError, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from app.core.middleware import header_value
 from app.core.problems import domain_error_response
 
@@ -33,14 +34,22 @@ class RouteBodyLimit:
 
 
 class RequestGuardMiddleware:
-    """Refuses oversized bodies (413) and bodies of an unreadable type (415) before any work."""
+    """Refuses oversized bodies (413), bodies of an unreadable type (415) and bodies that
+    arrive too slowly (408) before any work."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, route_limits: Sequence[RouteBodyLimit] = ()
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        route_limits: Sequence[RouteBodyLimit] = (),
+        body_timeout_seconds: float = 0,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.route_limits = tuple(route_limits)
+        # The longest wait for the next piece of a request body; 0: no limit.
+        self.body_timeout_seconds = body_timeout_seconds
 
     def _limit_for(self, path: str) -> int:
         for route in self.route_limits:
@@ -78,16 +87,33 @@ class RequestGuardMiddleware:
         return PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
 
     def _counting(self, receive: Receive, limit: int) -> Receive:
-        """A chunked body has no Content-Length to check up front, so count as it arrives."""
+        """A chunked body has no Content-Length to check up front, so count as it arrives;
+        and time each piece of it, until the whole body is in."""
         received = 0
+        body_done = False
 
         async def receive_counted() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            # Only the body is timed: afterwards the app may wait on receive() for as long
+            # as a response streams (Starlette listens for the client's disconnect).
+            message = await (receive() if body_done else self._in_time(receive()))
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise self._too_large(limit)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         return receive_counted
+
+    async def _in_time(self, pending: Awaitable[Message]) -> Message:
+        if self.body_timeout_seconds <= 0:
+            return await pending
+        try:
+            return await asyncio.wait_for(pending, self.body_timeout_seconds)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"The request body did not arrive within {self.body_timeout_seconds:g} s."
+            ) from None

@@ -1,5 +1,6 @@
 """Every error path answers RFC 9457 problem+json, never a stack trace."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -23,6 +24,7 @@ ALL_DOMAIN_ERRORS = [
     errors.IdentifierTaken,
     errors.PreconditionFailed,
     errors.PayloadTooLarge,
+    errors.RequestTimeout,
     errors.UnsupportedMediaType,
     errors.ServiceUnavailable,
 ]
@@ -181,6 +183,31 @@ class TestBodyLimit:
                     content=chunks(),
                 )
         assert_problem(response, 413)
+
+    async def test_a_body_that_stalls_is_408_and_changes_nothing(
+        self, database_url: str, project: ProjectWithKey, client: httpx.AsyncClient
+    ) -> None:
+        async def slow() -> AsyncIterator[bytes]:
+            yield b'{"name": "'
+            await asyncio.sleep(1.0)
+            yield b'late"}'
+
+        async with app_running(database_url, body_timeout_seconds=0.2) as strict:
+            async with asgi_client(strict) as http:
+                response = await http.post(
+                    "/v1/api-keys",
+                    headers=project.admin_headers | {"Content-Type": "application/json"},
+                    content=slow(),
+                )
+                on_time = await http.post(
+                    "/v1/api-keys",
+                    headers=project.admin_headers,
+                    json={"name": "prompt", "scopes": ["customers:read"]},
+                )
+        assert_problem(response, 408)
+        assert on_time.status_code == 201
+        listed = await client.get("/v1/api-keys", headers=project.admin_headers)
+        assert {key["name"] for key in listed.json()["items"]} == {"admin", "prompt"}
 
     async def test_default_limit_is_one_mebibyte(
         self, client: httpx.AsyncClient, project: ProjectWithKey
