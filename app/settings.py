@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     import_max_bytes: int = Field(
         default=2 * 1024**3, ge=1024, description="Largest import file (upload or download)."
     )
+    import_ftp_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="FTP hosts imports may reach (JSON list; '.example.com' for a domain); "
+        "empty: any.",
+    )
     import_schedule_seconds: float = Field(
         default=60.0,
         ge=0,

@@ -234,10 +234,16 @@ async def imports_cancel(
     operation_id="imports_create_schedule",
 )
 async def imports_create_schedule(
-    body: ScheduleCreate, response: Response, uow: UnitOfWorkDep, principal: ImporterDep
+    body: ScheduleCreate,
+    response: Response,
+    uow: UnitOfWorkDep,
+    principal: ImporterDep,
+    settings: SettingsDep,
 ) -> ScheduleRead:
     """Poll an FTP directory every `every_minutes`; each new file is imported once."""
-    schedule = await schedules.create_schedule(uow, ImportOwner.of_key(principal), body)
+    schedule = await schedules.create_schedule(
+        uow, ImportOwner.of_key(principal), Storage.from_settings(settings), body
+    )
     response.headers["Location"] = f"/v1/import-schedules/{schedule.id}"
     return schedule_read(schedule)
 

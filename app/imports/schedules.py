@@ -20,6 +20,7 @@ from app.imports.schemas import FtpSource, ImportOptions, ScheduleCreate
 from app.imports.service import (
     ImportOwner,
     Storage,
+    check_ftp_host,
     check_password_ref,
     queue_import,
     touchpoint_for,
@@ -29,9 +30,10 @@ logger = logging.getLogger(__name__)
 
 
 async def create_schedule(
-    uow: UnitOfWork, owner: ImportOwner, body: ScheduleCreate
+    uow: UnitOfWork, owner: ImportOwner, storage: Storage, body: ScheduleCreate
 ) -> ImportSchedule:
     check_password_ref(body.ftp, pointer="/ftp/password_ref")
+    check_ftp_host(storage, body.ftp, pointer="/ftp/host")
     schedule_id = new_id()
     # Validated now (403-free: a 422 on options.touchpoint) so every poll may use it.
     touchpoint_for(owner, body.options, schedule_id)

@@ -31,11 +31,14 @@ RUN_IMPORT = "imports.run"
 
 @dataclass(frozen=True)
 class Storage:
-    """Where import files wait for their worker: a directory every worker process can read."""
+    """The service's import settings: where files wait for their worker (a directory every
+    worker process can read), how big they may be, and which FTP hosts may be reached."""
 
     directory: Path
     max_bytes: int
     default_phone_region: str
+    # Empty: any host. Entries are host names, or ".example.com" for a whole domain.
+    ftp_allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Storage":
@@ -43,6 +46,7 @@ class Storage:
             directory=settings.import_dir or settings.data_dir / "imports",
             max_bytes=settings.import_max_bytes,
             default_phone_region=settings.default_phone_region,
+            ftp_allowed_hosts=tuple(h.lower() for h in settings.import_ftp_allowed_hosts),
         )
 
     def path_for(self, import_id: uuid.UUID) -> Path:
@@ -120,6 +124,7 @@ async def create_ftp(
 ) -> Import:
     ftp = body.source.ftp
     check_password_ref(ftp, pointer="/source/ftp/password_ref")
+    check_ftp_host(storage, ftp, pointer="/source/ftp/host")
     row = _new_import(owner, storage, new_id(), body.options)
     row.source_kind = "ftp"
     row.source_name = ftp.path
@@ -152,6 +157,23 @@ def _new_import(
 def public_source(ftp: FtpSource) -> dict[str, object]:
     """The FTP source as stored and shown: everything but the password."""
     return {"ftp": ftp.model_dump(exclude={"password"})}
+
+
+def check_ftp_host(storage: Storage, ftp: FtpSource, *, pointer: str) -> None:
+    """The service connects wherever an import names: without an allowlist, a key could
+    make it probe hosts on the service's own network (SSRF)."""
+    allowed = storage.ftp_allowed_hosts
+    host = ftp.host.lower().rstrip(".")
+    if not allowed or any(
+        host == entry or (entry.startswith(".") and host.endswith(entry)) for entry in allowed
+    ):
+        return
+    raise InvalidInput(
+        "This FTP host is not among the hosts the service may reach.",
+        errors=[
+            FieldError(pointer=pointer, message="Host not allowed (CDP_IMPORT_FTP_ALLOWED_HOSTS)")
+        ],
+    )
 
 
 def check_password_ref(ftp: FtpSource, *, pointer: str) -> None:

@@ -17,6 +17,7 @@ from app.core.db import UnitOfWork
 from app.imports import schedules
 from app.imports.service import Storage
 from tests.factories import ProjectWithKey
+from tests.helpers import app_running, asgi_client
 from tests.imports.helpers import get_import, run_jobs
 
 PASSWORD = "s3cret-Pa55"
@@ -184,3 +185,27 @@ async def test_a_schedule_imports_each_new_file_once_and_moves_it(
         f"/v1/import-schedules/{schedule_id}", headers=project.admin_headers
     )
     assert deleted.status_code == 204
+
+
+async def test_an_ftp_host_outside_the_allowlist_is_refused(
+    database_url: str, project: ProjectWithKey, ftp_server: Ftp
+) -> None:
+    async with (
+        app_running(
+            database_url, import_ftp_allowed_hosts=["ftp.partner.example", ".trusted.example"]
+        ) as restricted,
+        asgi_client(restricted) as client,
+    ):
+        for path, body in (
+            ("/v1/imports", {"source": {"ftp": ftp_server.source("/exports/a.csv")}}),
+            ("/v1/import-schedules", {"ftp": ftp_server.source("/exports")}),
+        ):
+            refused = await client.post(path, headers=project.admin_headers, json=body)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["errors"][0]["pointer"].endswith("/ftp/host")
+        allowed = await client.post(
+            "/v1/imports",
+            headers=project.admin_headers,
+            json={"source": {"ftp": ftp_server.source("/a.csv", host="files.trusted.example")}},
+        )
+        assert allowed.status_code == 202, allowed.text
