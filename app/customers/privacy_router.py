@@ -59,7 +59,7 @@ async def customers_get_profile(
         include=[str(name) for name in include] if include else SECTION_NAMES,
         latest=latest,
     )
-    count_personal_read(request, principal, "profile")
+    count_personal_read(request, principal.key_id, "profile")
     return CustomerProfileRead(
         customer=customer_read(view),
         sections={s.name: ProfileSectionRead(items=s.items, href=s.href) for s in sections},
@@ -82,8 +82,7 @@ async def customers_export(
     streamed: the customer, then every section in full, history included. Each export is
     recorded in the customer's changelog."""
     document = await export_customer(uow, actor, customer_id)
-    metrics = request.app.state.metrics
-    metrics.personal_data_reads.labels(key_id=str(actor.key_id), operation="export").inc()
+    count_personal_read(request, actor.key_id, "export")
     return StreamingResponse(
         document,
         media_type="application/json",
@@ -91,9 +90,9 @@ async def customers_export(
     )
 
 
-def count_personal_read(request: Request, principal: Principal, operation: str) -> None:
+def count_personal_read(request: Request, key_id: uuid.UUID | None, operation: str) -> None:
     metrics = request.app.state.metrics
-    metrics.personal_data_reads.labels(key_id=str(principal.key_id), operation=operation).inc()
+    metrics.personal_data_reads.labels(key_id=str(key_id), operation=operation).inc()
 
 
 @privacy_router.delete(

@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -99,10 +99,8 @@ async def _document(
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
+    """What orjson does not serialise itself: decimals, and asyncpg's UUID type (a
+    uuid.UUID subclass that orjson does not take; it does dates and datetimes)."""
+    if isinstance(value, Decimal | uuid.UUID):
         return str(value)
-    if isinstance(value, date | datetime | uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
     raise TypeError(f"cannot export {type(value).__name__}")

@@ -156,7 +156,7 @@ async def customers_lookup(
         query,
         default_phone_region=settings.default_phone_region,
     )
-    count_personal_read(request, principal, "lookup")
+    count_personal_read(request, principal.key_id, "lookup")
     response.headers["ETag"] = _etag(view)
     return customer_read(view)
 
@@ -238,7 +238,7 @@ async def customers_get(
 ) -> CustomerRead:
     """Read a customer; the `ETag` is its version, for `If-Match` on PATCH."""
     view = await service.get_customer(uow, principal.project_id, customer_id)
-    count_personal_read(request, principal, "get")
+    count_personal_read(request, principal.key_id, "get")
     response.headers["ETag"] = _etag(view)
     return customer_read(view)
 

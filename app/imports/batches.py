@@ -190,7 +190,7 @@ async def _apply_fast_prefix(
             result.counts["created"] += 1
         else:
             customer = locked.get(owners.pop())
-            if customer is None or customer.status != "active":
+            if customer is None:
                 break
             changed = _update(actor, row, customer, held[customer.id], now, written)
             if changed is None:

@@ -8,6 +8,8 @@ import asyncio
 import fnmatch
 import os
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -102,42 +104,38 @@ async def move(source: FtpSource, password: str, remote: str, directory: str) ->
             raise FtpProblem(f"cannot move {remote} to {target}: {_reply(error)}") from None
 
 
-class _session:
-    def __init__(self, source: FtpSource, password: str) -> None:
-        self._source = source
-        self._password = password
-        self._client = aioftp.Client(
-            socket_timeout=SOCKET_TIMEOUT_SECONDS, connection_timeout=CONNECT_TIMEOUT_SECONDS
-        )
-
-    async def __aenter__(self) -> aioftp.Client:
-        source = self._source
-        where = f"{source.host}:{source.port}"
+@asynccontextmanager
+async def _session(source: FtpSource, password: str) -> AsyncIterator[aioftp.Client]:
+    """A logged-in client, closed at the end; failures to get one become FtpProblem."""
+    client = aioftp.Client(
+        socket_timeout=SOCKET_TIMEOUT_SECONDS, connection_timeout=CONNECT_TIMEOUT_SECONDS
+    )
+    where = f"{source.host}:{source.port}"
+    try:
+        await client.connect(source.host, source.port)
+        if source.tls:
+            await client.upgrade_to_tls(ssl.create_default_context())
+        await client.login(source.username, password)
+    except aioftp.StatusCodeError as error:
+        client.close()
+        if any(str(code) == "530" for code in _codes(error)):
+            raise FtpProblem(
+                f"{where} refused the login of user {source.username!r}: wrong user name "
+                "or password"
+            ) from None
+        raise FtpProblem(f"{where} refused the session: {_reply(error)}") from None
+    except (OSError, TimeoutError, ssl.SSLError) as error:
+        client.close()
+        raise FtpProblem(f"cannot connect to {where}: {error}") from None
+    try:
+        yield client
+    finally:
         try:
-            await self._client.connect(source.host, source.port)
-            if source.tls:
-                await self._client.upgrade_to_tls(ssl.create_default_context())
-            await self._client.login(source.username, self._password)
-        except aioftp.StatusCodeError as error:
-            self._client.close()
-            if any(str(code) == "530" for code in _codes(error)):
-                raise FtpProblem(
-                    f"{where} refused the login of user {source.username!r}: wrong user name "
-                    "or password"
-                ) from None
-            raise FtpProblem(f"{where} refused the session: {_reply(error)}") from None
-        except (OSError, TimeoutError, ssl.SSLError) as error:
-            self._client.close()
-            raise FtpProblem(f"cannot connect to {where}: {error}") from None
-        return self._client
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        try:
-            await self._client.quit()
+            await client.quit()
         except (aioftp.AIOFTPException, OSError, TimeoutError):
             pass
         finally:
-            self._client.close()
+            client.close()
 
 
 def _codes(error: aioftp.StatusCodeError) -> tuple[object, ...]:

@@ -74,6 +74,22 @@ async def _wait_for_rows_done(database_url: str, import_id: str, at_least: int) 
     raise AssertionError(f"the import did not reach {at_least} rows")
 
 
+async def _kill_worker_mid_import(
+    uow: UnitOfWork, database_url: str, import_id: str, *, after_rows: int, now: datetime
+) -> None:
+    """A worker claims the import's job at `now` and dies once `after_rows` are committed:
+    its lease stays on the job until it runs out."""
+    worker = asyncio.create_task(
+        jobs_service.run_one(
+            uow, worker_id="doomed", handlers=HANDLERS, now=now, lease=timedelta(minutes=5)
+        )
+    )
+    await _wait_for_rows_done(database_url, import_id, after_rows)
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+
+
 async def test_a_killed_worker_resumes_and_ends_as_a_clean_run(
     client: httpx.AsyncClient,
     project: ProjectWithKey,
@@ -90,15 +106,7 @@ async def test_a_killed_worker_resumes_and_ends_as_a_clean_run(
     started = await upload(client, project, content)
     import_id = started.json()["id"]
     now = datetime.now(UTC)
-    worker = asyncio.create_task(
-        jobs_service.run_one(
-            uow, worker_id="doomed", handlers=HANDLERS, now=now, lease=timedelta(minutes=5)
-        )
-    )
-    await _wait_for_rows_done(database_url, import_id, 15)
-    worker.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await worker
+    await _kill_worker_mid_import(uow, database_url, import_id, after_rows=15, now=now)
     interrupted = await get_import(client, project, import_id)
     assert interrupted["status"] == "running"
     assert 15 <= interrupted["counts"]["rows_read"] < 40
@@ -349,15 +357,7 @@ async def test_an_import_whose_worker_dies_on_every_attempt_ends_failed(
     finally:
         await connection.close()
     now = datetime.now(UTC)
-    worker = asyncio.create_task(
-        jobs_service.run_one(
-            uow, worker_id="doomed", handlers=HANDLERS, now=now, lease=timedelta(minutes=5)
-        )
-    )
-    await _wait_for_rows_done(database_url, import_id, 5)
-    worker.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await worker
+    await _kill_worker_mid_import(uow, database_url, import_id, after_rows=5, now=now)
 
     # The lease runs out; the queue gives the job up instead of running it a second time.
     assert await jobs_service.run_one(
