@@ -61,16 +61,26 @@ def _database_url(settings: Settings) -> str:
     return start_embedded_postgres(settings.data_dir)
 
 
+def _migration_url(settings: Settings, service_url: str) -> str:
+    """Migrations run as the schema's owner: CDP_MIGRATION_DATABASE_URL, else the service's."""
+    return settings.migration_database_url or service_url
+
+
 def _with_database(
-    use_case: Callable[[UnitOfWork], Awaitable[ResultT]], *, settings: Settings | None = None
+    use_case: Callable[[UnitOfWork], Awaitable[ResultT]],
+    *,
+    settings: Settings | None = None,
+    as_owner: bool = False,
 ) -> ResultT:
     """Run one use case against a migrated database, reporting domain errors as CLI errors."""
     settings = settings or Settings()
     url = _database_url(settings)
-    migrations.upgrade(url)
+    migrations.upgrade(_migration_url(settings, url))
+    if as_owner:
+        url = _migration_url(settings, url)
 
     async def run() -> ResultT:
-        database = create_database(async_database_url(url), settings)
+        database = create_database(async_database_url(url), settings, as_owner=as_owner)
         try:
             return await use_case(UnitOfWork(database.sessions))
         finally:
@@ -102,7 +112,7 @@ def serve(
     url = _database_url(settings)
     # Workers and the reloader are new processes: they must reach the same server.
     os.environ["CDP_DATABASE_URL"] = url
-    migrations.upgrade(url)
+    migrations.upgrade(_migration_url(settings, url))
     if embedded:
         issued = _with_database(projects_service.bootstrap_default_project, settings=settings)
         if issued is not None:
@@ -146,8 +156,8 @@ def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply database migrations up to REVISION (default: the latest)."""
-    url = _database_url(Settings())
-    migrations.upgrade(url, revision)
+    settings = Settings()
+    migrations.upgrade(_migration_url(settings, _database_url(settings)), revision)
     console.print(f"database migrated to {revision}")
 
 
@@ -337,7 +347,10 @@ def activity_partitions(
     as_json: JsonOption = False,
 ) -> None:
     """Create the missing monthly partitions of actions (rows waiting in DEFAULT move in)."""
-    created = _with_database(lambda uow: ensure_monthly_partitions(uow, months_ahead=months_ahead))
+    # Partitions are tables: only the schema's owner may create and attach them.
+    created = _with_database(
+        lambda uow: ensure_monthly_partitions(uow, months_ahead=months_ahead), as_owner=True
+    )
     if as_json:
         _print_json(
             [

@@ -25,6 +25,17 @@ class Settings(BaseSettings):
         default=None,
         description="postgresql://user:password@host:port/db; unset: start the embedded server.",
     )
+    migration_database_url: str | None = Field(
+        default=None,
+        description="The schema owner's postgresql:// URL, for migrations and partition "
+        "maintenance; unset: CDP_DATABASE_URL's login.",
+    )
+    db_role: str = Field(
+        default="cdp_service",
+        pattern=r"^([a-z_][a-z0-9_]{0,62})?$",
+        description="The role the service's connections act as (created by the migrations, "
+        "no UPDATE/DELETE/TRUNCATE on history tables); empty: the login role's own rights.",
+    )
     data_dir: Path = Field(
         default_factory=_default_data_dir,
         description="Where the embedded PostgreSQL keeps its data folder.",

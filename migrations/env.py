@@ -10,7 +10,6 @@ from sqlalchemy.pool import NullPool
 
 from app.core.db import Base, async_database_url
 from app.core.embedded_postgres import start_embedded_postgres
-from app.imports.staging import is_stage_table
 from app.models import import_all_models
 from app.settings import Settings
 
@@ -28,15 +27,12 @@ def _database_url() -> str:
     if url is not None:
         return str(url)
     settings = Settings()
-    if settings.database_url is not None:
-        return settings.database_url
+    # Migrations run as the schema's owner (CDP_MIGRATION_DATABASE_URL when the service's
+    # login is another role).
+    owner_url = settings.migration_database_url or settings.database_url
+    if owner_url is not None:
+        return owner_url
     return start_embedded_postgres(settings.data_dir)
-
-
-def include_name(name: str | None, type_: str, parent_names: object) -> bool:
-    """Autogenerate ignores the staging tables of running imports (made and dropped at run
-    time, app/imports/staging.py)."""
-    return not (type_ == "table" and is_stage_table(name))
 
 
 def _run(connection: Connection) -> None:
@@ -45,7 +41,6 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         transaction_per_migration=True,
-        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

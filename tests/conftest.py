@@ -16,11 +16,11 @@ from fastapi import FastAPI
 from sqlalchemy import make_url
 
 from app.core import migrations
-from app.core.db import UnitOfWork
+from app.core.db import UnitOfWork, async_database_url, create_database
 from app.core.embedded_postgres import start_embedded_postgres
-from app.imports.staging import is_stage_table
+from app.imports.staging import STAGE_SCHEMA
 from tests.factories import ProjectWithKey, make_project
-from tests.helpers import app_running, asgi_client, run_sync
+from tests.helpers import app_running, asgi_client, run_sync, settings_for_tests
 
 EMBEDDED_TEST_DATABASE = "cdp_test"
 
@@ -36,7 +36,10 @@ def _test_database_url() -> str:
 async def _reset_schema(url: str) -> None:
     connection = await asyncpg.connect(_asyncpg_dsn(url))
     try:
-        await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;")
+        await connection.execute(
+            f"DROP SCHEMA IF EXISTS {STAGE_SCHEMA} CASCADE; "
+            "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;"
+        )
     finally:
         await connection.close()
 
@@ -70,6 +73,17 @@ def uow(app: FastAPI) -> UnitOfWork:
     return UnitOfWork(app.state.database.sessions)
 
 
+@pytest.fixture
+async def owner_uow(database_url: str) -> AsyncIterator[UnitOfWork]:
+    """Use cases as the schema's owner (partition maintenance), not as the service's role."""
+    settings = settings_for_tests(database_url)
+    database = create_database(async_database_url(database_url), settings, as_owner=True)
+    try:
+        yield UnitOfWork(database.sessions)
+    finally:
+        await database.dispose()
+
+
 @pytest.fixture(autouse=True)
 async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """Every test starts from empty tables (the schema stays: migrated once per run)."""
@@ -79,16 +93,16 @@ async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     url = request.getfixturevalue("database_url")
     connection = await asyncpg.connect(_asyncpg_dsn(url))
     try:
+        # An import a test left unfinished keeps its staging table: drop it, so that it
+        # cannot leak into the next test.
+        for row in await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = $1", STAGE_SCHEMA
+        ):
+            await connection.execute(f'DROP TABLE {STAGE_SCHEMA}."{row["tablename"]}"')
         tables = await connection.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
             "AND tablename <> 'alembic_version'"
         )
-        # An import a test left unfinished keeps its staging table: drop it, so that it
-        # cannot leak into the next test (or into the migration tests' schema checks).
-        for row in tables:
-            if is_stage_table(row["tablename"]):
-                await connection.execute(f'DROP TABLE "{row["tablename"]}"')
-        tables = [row for row in tables if not is_stage_table(row["tablename"])]
         # TRUNCATE costs per table (and per partition); most tests write to a few tables.
         names_of_tables = [row["tablename"] for row in tables]
         probes = " UNION ALL ".join(

@@ -11,7 +11,6 @@ from sqlalchemy.pool import NullPool
 
 from app.core import migrations
 from app.core.db import Base, async_database_url
-from app.imports.staging import is_stage_table
 from app.models import import_all_models
 from tests.conftest import _asyncpg_dsn
 
@@ -25,18 +24,12 @@ async def _tables(url: str) -> set[str]:
     return {row["tablename"] for row in rows}
 
 
-def _without_stage_tables(name: str | None, type_: str, parent_names: object) -> bool:
-    return not (type_ == "table" and is_stage_table(name))
-
-
 async def _schema_differences(url: str) -> list[object]:
     import_all_models()
     engine = create_async_engine(async_database_url(url), poolclass=NullPool)
 
     def compare(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(
-            connection, opts={"include_name": _without_stage_tables}
-        )
+        context = MigrationContext.configure(connection)
         return list(compare_metadata(context, Base.metadata))
 
     try:

@@ -4,11 +4,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, cast, insert, literal, update
+from sqlalchemy import cast, insert, literal
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.changelog.models import ProfileChange
+from app.core import redaction
 from app.core.db import customer_history_query, table_of
 from app.core.redaction import REDACTED
 
@@ -45,16 +46,6 @@ async def list_changes(
 async def redact_changes(
     session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
 ) -> None:
-    await session.execute(
-        update(ProfileChange)
-        .where(
-            ProfileChange.project_id == project_id,
-            ProfileChange.customer_id.in_(customer_ids),
-            (ProfileChange.old_value.is_not(None)) | (ProfileChange.new_value.is_not(None)),
-        )
-        .values(
-            old_value=case((ProfileChange.old_value.is_(None), None), else_=_MARKER),
-            new_value=case((ProfileChange.new_value.is_(None), None), else_=_MARKER),
-        )
-        .execution_options(synchronize_session=False)
+    await redaction.redact_history(
+        session, "cdp_redact_profile_changelog", project_id, customer_ids
     )

@@ -88,6 +88,5 @@ async def redact(
     session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
 ) -> None:
     """The changelog step of an erase: every old and new value of the customers' rows
-    becomes the marker; operation, field, who and when stay (the caller holds
-    `allow_history_redaction`)."""
+    becomes the marker; operation, field, who and when stay."""
     await repository.redact_changes(session, project_id, customer_ids)

@@ -106,19 +106,23 @@ class Database:
         await self.engine.dispose()
 
 
-def create_database(url: URL, settings: Settings) -> Database:
+def create_database(url: URL, settings: Settings, *, as_owner: bool = False) -> Database:
+    """The service's engine: its connections act as `settings.db_role` (migration 0015),
+    unless `as_owner` (schema maintenance, such as creating partitions)."""
+    server_settings = {
+        "application_name": "cdp",
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+    }
+    if settings.db_role and not as_owner:
+        # A startup parameter, not SET ROLE: RESET ROLE comes back to it.
+        server_settings["role"] = settings.db_role
     engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=False,
-        connect_args={
-            "server_settings": {
-                "application_name": "cdp",
-                "statement_timeout": str(settings.db_statement_timeout_ms),
-            }
-        },
+        connect_args={"server_settings": server_settings},
     )
     return Database(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))
 

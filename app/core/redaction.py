@@ -2,10 +2,12 @@
 
 A customer's erase (the right to be forgotten) keeps every row that ledgers, merges and
 histories need, and replaces what could identify the person with one marker.
-Append-only tables accept such an update only inside `redacting()` (migration 0014).
+Append-only history tables are rewritten only by `redact_history` (migrations 0014, 0015).
 """
 
-from typing import Any
+import uuid
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from sqlalchemy import case, func, literal, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +26,26 @@ def redacted_json(column: Any) -> ColumnElement[Any]:
     return func.cdp_redact_strings(column)
 
 
-async def allow_history_redaction(session: AsyncSession) -> None:
-    """Let this transaction (only) replace personal values in append-only history rows
-    with the marker; the trigger still refuses any other change, and every DELETE."""
-    await session.execute(text("SET LOCAL cdp.redacting = 'on'"))
+HistoryRedaction = Literal[
+    "cdp_redact_profile_changelog",
+    "cdp_redact_identifier_history",
+    "cdp_redact_subscription_history",
+]
+
+
+async def redact_history(
+    session: AsyncSession,
+    redaction: HistoryRedaction,
+    project_id: uuid.UUID,
+    customer_ids: Sequence[uuid.UUID],
+) -> None:
+    """Replace the customers' personal values in an append-only history table.
+
+    The service's role may not UPDATE those tables (migration 0015): the owner's SECURITY
+    DEFINER function does it, changing only the value columns, and the table's trigger
+    checks that nothing else changed.
+    """
+    await session.execute(
+        text(f"SELECT {redaction}(:project_id, :customer_ids)"),
+        {"project_id": project_id, "customer_ids": list(customer_ids)},
+    )

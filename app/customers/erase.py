@@ -19,7 +19,6 @@ from app.changelog.service import Change, append_changes
 from app.core.auth import Actor
 from app.core.db import UnitOfWork
 from app.core.idempotency import forget_responses_mentioning
-from app.core.redaction import allow_history_redaction
 from app.customers import repository
 from app.customers import rows as customer_rows
 from app.customers.views import surviving_id, views_of
@@ -51,7 +50,6 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: uuid.UUID) 
         everyone = [survivor, *view.merged_ids]
         now = datetime.now(UTC)
 
-        await allow_history_redaction(session)
         values = await identity.erase(session, project_id, everyone)
         await changelog_service.redact(session, project_id, everyone)
         for erase_step in (

@@ -9,8 +9,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import BigInteger
 
+from app.core import redaction
 from app.core.db import customer_history_query, table_of
-from app.core.redaction import REDACTED, redacted_text
+from app.core.redaction import REDACTED
 from app.identity.models import BlockedIdentifier, CustomerIdentifier, IdentifierHistory
 
 # unnest() yields the keys in array order, so locks are taken in the order given: the
@@ -207,13 +208,7 @@ async def redact_history(
         )
     )
     values = {v for row in result for v in row if v is not None and v != REDACTED}
-    await session.execute(
-        update(IdentifierHistory)
-        .where(
-            IdentifierHistory.project_id == project_id,
-            IdentifierHistory.customer_id.in_(customer_ids),
-        )
-        .values(value=REDACTED, replaced_by=redacted_text(IdentifierHistory.replaced_by))
-        .execution_options(synchronize_session=False)
+    await redaction.redact_history(
+        session, "cdp_redact_identifier_history", project_id, customer_ids
     )
     return sorted(values)

@@ -287,7 +287,7 @@ async def erase(
 ) -> list[str]:
     """The identity step of an erase: identifiers deleted (anyone may use them again), the
     ID changelog's values replaced by the marker. Returns every value removed, so other
-    domains can find copies of them (the caller holds `allow_history_redaction`)."""
+    domains can find copies of them."""
     current = await repository.erase_identifiers(session, project_id, customer_ids)
     past = await repository.redact_history(session, project_id, customer_ids)
     return sorted({value for _, value in current} | set(past))

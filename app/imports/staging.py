@@ -26,16 +26,17 @@ class StagedIdentifier:
 
 
 STAGE_TABLE_PREFIX = "import_stage_"
+# The one schema where the service may create tables (migration 0015).
+STAGE_SCHEMA = "import_staging"
 
 
-def stage_table(import_id: uuid.UUID) -> str:
+def stage_table_name(import_id: uuid.UUID) -> str:
     # A uuid's hex is safe to splice into SQL: 32 characters of [0-9a-f].
     return f"{STAGE_TABLE_PREFIX}{import_id.hex}"
 
 
-def is_stage_table(name: str | None) -> bool:
-    """Staging tables come and go with imports: migrations do not manage them."""
-    return name is not None and name.startswith(STAGE_TABLE_PREFIX)
+def stage_table(import_id: uuid.UUID) -> str:
+    return f"{STAGE_SCHEMA}.{stage_table_name(import_id)}"
 
 
 async def create(session: AsyncSession, import_id: uuid.UUID) -> None:
@@ -47,7 +48,10 @@ async def create(session: AsyncSession, import_id: uuid.UUID) -> None:
         )
     )
     await session.execute(
-        text(f"CREATE INDEX IF NOT EXISTS {table}_lookup ON {table} (kind, value, row_number)")
+        text(
+            f"CREATE INDEX IF NOT EXISTS {stage_table_name(import_id)}_lookup "
+            f"ON {table} (kind, value, row_number)"
+        )
     )
 
 
@@ -58,7 +62,13 @@ async def drop(session: AsyncSession, import_id: uuid.UUID) -> None:
 async def add(
     session: AsyncSession, import_id: uuid.UUID, records: Sequence[tuple[int, str, str]]
 ) -> None:
-    await copy_records(session, stage_table(import_id), ("row_number", "kind", "value"), records)
+    await copy_records(
+        session,
+        stage_table_name(import_id),
+        ("row_number", "kind", "value"),
+        records,
+        schema_name=STAGE_SCHEMA,
+    )
 
 
 async def resolve(

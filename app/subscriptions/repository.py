@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import redaction
 from app.core.db import customer_history_query, table_of
 from app.core.redaction import redacted_text
 from app.subscriptions.models import Subscription, SubscriptionChange, SubscriptionTopic
@@ -97,10 +98,14 @@ async def redact_for_customers(
     session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
 ) -> None:
     """Free-text source and reason may quote the person: replaced by the marker."""
-    for model in (Subscription, SubscriptionChange):
-        await session.execute(
-            update(model)
-            .where(model.project_id == project_id, model.customer_id.in_(customer_ids))
-            .values(source=redacted_text(model.source), reason=redacted_text(model.reason))
-            .execution_options(synchronize_session=False)
+    await session.execute(
+        update(Subscription)
+        .where(Subscription.project_id == project_id, Subscription.customer_id.in_(customer_ids))
+        .values(
+            source=redacted_text(Subscription.source), reason=redacted_text(Subscription.reason)
         )
+        .execution_options(synchronize_session=False)
+    )
+    await redaction.redact_history(
+        session, "cdp_redact_subscription_history", project_id, customer_ids
+    )

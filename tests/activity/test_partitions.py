@@ -77,7 +77,7 @@ def _months_from_now(month: date) -> int:
 
 
 async def test_rows_waiting_in_default_move_into_their_new_partition(
-    uow: UnitOfWork, project: ProjectWithKey, database_url: str
+    owner_uow: UnitOfWork, project: ProjectWithKey, database_url: str
 ) -> None:
     connection = await asyncpg.connect(_asyncpg_dsn(database_url))
     try:
@@ -90,7 +90,7 @@ async def test_rows_waiting_in_default_move_into_their_new_partition(
         )
         assert await _partition_of(connection, waiting) == "activity_partitions.actions_default"
 
-        created = await ensure_monthly_partitions(uow, months_ahead=_months_from_now(target))
+        created = await ensure_monthly_partitions(owner_uow, months_ahead=_months_from_now(target))
         assert [(c.month, c.rows_moved) for c in created] == [
             (add_months(target, -1), 0),
             (target, 1),
@@ -103,7 +103,7 @@ async def test_rows_waiting_in_default_move_into_their_new_partition(
         assert await connection.fetchval("SELECT count(*) FROM actions") == 2
     finally:
         await connection.close()
-    again = await ensure_monthly_partitions(uow, months_ahead=_months_from_now(target))
+    again = await ensure_monthly_partitions(owner_uow, months_ahead=_months_from_now(target))
     assert again == []
 
 

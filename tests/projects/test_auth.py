@@ -132,3 +132,29 @@ class TestRateLimit:
         body = await _problem(statuses[2], 429)
         assert body["type"] == "urn:cdp:problem:rate-limited"
         assert int(statuses[2].headers["retry-after"]) >= 1
+
+    async def test_each_key_has_its_own_bucket_and_a_refused_write_changes_nothing(
+        self, database_url: str
+    ) -> None:
+        async with app_running(
+            database_url, rate_limit_per_second=0.01, rate_limit_burst=1
+        ) as limited:
+            uow = UnitOfWork(limited.state.database.sessions)
+            created = await make_project(uow, name="rl2")
+            other_key = bearer(
+                await make_key(uow, created.project, scopes=[Scope.CUSTOMERS_WRITE], name="b")
+            )
+            body = {"identifiers": {"email": "limited@example.com"}}
+            async with asgi_client(limited) as http:
+                first = await http.get("/v1/projects/current", headers=created.admin_headers)
+                refused = await http.post(
+                    "/v1/customers/identify", headers=created.admin_headers, json=body
+                )
+                other = await http.post("/v1/customers/identify", headers=other_key, json=body)
+                again = await http.post("/v1/customers/identify", headers=other_key, json=body)
+        assert first.status_code == 200
+        await _problem(refused, 429)
+        # The other key's bucket is untouched: its first write creates the customer (201),
+        # so the refused one before it wrote nothing.
+        assert other.status_code == 201, other.text
+        await _problem(again, 429)
