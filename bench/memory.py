@@ -3,8 +3,12 @@
 A background thread reads VmRSS of `cdp serve` and every process under it (the uvicorn
 supervisor, its workers) from /proc every `interval` seconds. The verdict per process
 compares the median of the first and of the last window (a minute, or a fifth of a short
-run) and fits a least-squares slope over all samples; growth above both GROWTH_MIB and
-GROWTH_SHARE of the first window's median is flagged.
+run) and fits least-squares slopes, over all samples and over the second half:
+- flat: the last window is within GROWTH_MIB or GROWTH_SHARE of the first;
+- plateau: it grew, but not over the second half (a burst raised the high-water mark,
+  which CPython's allocator keeps; a leak keeps growing while the load stays the same);
+- GROWING: it grew, and the second half grows at a rate that would add more than
+  GROWTH_MIB over that half again.
 """
 
 import statistics
@@ -60,6 +64,10 @@ class ProcessMemory:
         first_median, last_median = statistics.median(first), statistics.median(last)
         growth = last_median - first_median
         flat = not (growth > GROWTH_MIB and growth > GROWTH_SHARE * first_median)
+        half = [(t, v) for t, v in self.samples if t >= times[0] + (end - times[0]) / 2]
+        late_slope = slope([t for t, _ in half], [v for _, v in half])
+        still_growing = late_slope * (end - times[0]) / 2 > GROWTH_MIB
+        verdict = "flat" if flat else ("GROWING" if still_growing else "plateau")
         return {
             "pid": self.pid,
             "role": self.role,
@@ -70,7 +78,9 @@ class ProcessMemory:
             "max_mib": round(max(values), 1),
             "growth_mib": round(growth, 1),
             "slope_mib_per_hour": round(slope(times, values) * 3600, 1),
-            "flat": flat,
+            "second_half_slope_mib_per_hour": round(late_slope * 3600, 1),
+            "verdict": verdict,
+            "flat": verdict != "GROWING",
         }
 
 

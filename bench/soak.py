@@ -132,13 +132,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds of pgbench --rate at the soak's rate (0: skip)",
     )
     parser.add_argument(
+        "--pg-clients",
+        type=int,
+        default=16,
+        help="pgbench clients (max_connections is shared with the API's pools, which hold "
+        "up to 2 x --connections; 16 saturate PostgreSQL on a small machine)",
+    )
+    parser.add_argument(
         "--generator-connections",
         type=int,
         default=256,
         help="most connections the open-loop generator opens",
     )
     args = parser.parse_args(argv)
-    for name in ("duration", "capacity_duration", "connections", "workers"):
+    for name in ("duration", "capacity_duration", "connections", "workers", "pg_clients"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.seed_customers < RICH_CUSTOMERS + 300:
@@ -567,6 +574,7 @@ def memory_table(verdicts: list[dict[str, Any]], window_s: float) -> str:
         f"last {window_s:.0f}s MiB",
         "growth MiB",
         "slope MiB/h",
+        "2nd half MiB/h",
         "min..max MiB",
         "verdict",
     ]
@@ -579,8 +587,9 @@ def memory_table(verdicts: list[dict[str, Any]], window_s: float) -> str:
             f"{v['last_window_median_mib']:.1f}",
             f"{v['growth_mib']:+.1f}",
             f"{v['slope_mib_per_hour']:+.1f}",
+            f"{v['second_half_slope_mib_per_hour']:+.1f}",
             f"{v['min_mib']:.0f}..{v['max_mib']:.0f}",
-            "flat" if v["flat"] else "GROWING",
+            str(v["verdict"]),
         ]
         for v in verdicts
     ]
@@ -747,28 +756,35 @@ def run(args: argparse.Namespace) -> int:
 
             _say(
                 "baseline: the mix's statements closed-loop with pgbench, "
-                f"{args.capacity_duration}s"
+                f"{args.capacity_duration}s, {args.pg_clients} clients"
             )
-            pg_capacity = run_pgbench_mix(
-                pgbench=pgbench,
-                url=url,
-                prepared=prepared,
-                prefix=f"pgcap-{run_id}-",
-                duration=args.capacity_duration,
-                connections=args.connections,
-                rate=None,
-                workdir=workdir,
-                api_pid=server.pid,
-            )
-            _say(
-                f"  PostgreSQL {pg_capacity.throughput:,.1f} tps  "
-                f"p50 {_num(pg_capacity.overall.get('p50_ms'), 2)} ms  "
-                f"p99 {_num(pg_capacity.overall.get('p99_ms'), 2)} ms  errors {pg_capacity.errors}"
-            )
-            if pg_capacity.errors:
-                problems.append(
-                    f"pgbench baseline: {pg_capacity.errors} errors ({pg_capacity.error_detail})"
+            try:
+                pg_capacity = run_pgbench_mix(
+                    pgbench=pgbench,
+                    url=url,
+                    prepared=prepared,
+                    prefix=f"pgcap-{run_id}-",
+                    duration=args.capacity_duration,
+                    connections=args.pg_clients,
+                    rate=None,
+                    workdir=workdir,
+                    api_pid=server.pid,
                 )
+            except MeasurementError as error:
+                problems.append(f"pgbench baseline failed: {error}")
+                _say(f"!!! {problems[-1]}")
+            else:
+                _say(
+                    f"  PostgreSQL {pg_capacity.throughput:,.1f} tps  "
+                    f"p50 {_num(pg_capacity.overall.get('p50_ms'), 2)} ms  "
+                    f"p99 {_num(pg_capacity.overall.get('p99_ms'), 2)} ms  "
+                    f"errors {pg_capacity.errors}"
+                )
+                if pg_capacity.errors:
+                    problems.append(
+                        f"pgbench baseline: {pg_capacity.errors} errors "
+                        f"({pg_capacity.error_detail})"
+                    )
 
             rate = args.rate or round(args.load_share * capacity.throughput, 1)
             _say(
@@ -802,21 +818,26 @@ def run(args: argparse.Namespace) -> int:
                     f"baseline: the statements open-loop with pgbench --rate {rate:,.1f}, "
                     f"{args.pg_rate_duration}s"
                 )
-                pg_rate = run_pgbench_mix(
-                    pgbench=pgbench,
-                    url=url,
-                    prepared=prepared,
-                    prefix=f"pgrate-{run_id}-",
-                    duration=args.pg_rate_duration,
-                    connections=args.connections,
-                    rate=rate,
-                    workdir=workdir,
-                    api_pid=server.pid,
-                )
-                if pg_rate.errors:
-                    problems.append(
-                        f"pgbench --rate: {pg_rate.errors} errors ({pg_rate.error_detail})"
+                try:
+                    pg_rate = run_pgbench_mix(
+                        pgbench=pgbench,
+                        url=url,
+                        prepared=prepared,
+                        prefix=f"pgrate-{run_id}-",
+                        duration=args.pg_rate_duration,
+                        connections=args.pg_clients,
+                        rate=rate,
+                        workdir=workdir,
+                        api_pid=server.pid,
                     )
+                except MeasurementError as error:
+                    # The soak's figures are in hand: report them with this problem.
+                    problems.append(f"pgbench --rate failed: {error}")
+                else:
+                    if pg_rate.errors:
+                        problems.append(
+                            f"pgbench --rate: {pg_rate.errors} errors ({pg_rate.error_detail})"
+                        )
         except KeyboardInterrupt:
             interrupted = True
             _say("\ninterrupted: stopping the API and cleaning up")
@@ -917,8 +938,8 @@ def run(args: argparse.Namespace) -> int:
     _say()
     if capacity and pg_capacity:
         _say(
-            f"Capacity, closed loop, {args.capacity_duration}s at {args.connections} connections "
-            "(the same mix; PG: the same statements):"
+            f"Capacity, closed loop, {args.capacity_duration}s, API at {args.connections} "
+            f"connections, PG at {args.pg_clients} clients (the same mix, the same statements):"
         )
         _say(_capacity_table(capacity, pg_capacity))
         ratio = result["capacity"]["api_over_pg"]
@@ -946,7 +967,8 @@ def run(args: argparse.Namespace) -> int:
     if verdicts:
         _say(
             f"Memory (RSS) of the API's processes during the soak, first vs last {window:.0f}s "
-            f"(flat: growth under {memory.GROWTH_MIB:.0f} MiB or {memory.GROWTH_SHARE:.0%}):"
+            f"(flat: growth under {memory.GROWTH_MIB:.0f} MiB or {memory.GROWTH_SHARE:.0%}; "
+            "plateau: grew, then not over the second half; GROWING fails the run):"
         )
         _say(memory_table(verdicts, window))
         _say()
