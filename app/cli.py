@@ -132,6 +132,7 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
+        timeout_worker_healthcheck=settings.worker_healthcheck_seconds,
     )
 
 

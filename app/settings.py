@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     job_workers: int = Field(
         default=1, ge=0, le=64, description="Job workers per process (run concurrently); 0: none."
     )
+    worker_healthcheck_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="With `cdp serve --workers N`: how long the supervisor waits for a worker "
+        "to answer its health check before killing and replacing it. A worker answers only "
+        "once it has imported the app, which takes more than uvicorn's 5 s default on a busy "
+        "machine: with that, starting workers are killed over and over.",
+    )
     job_poll_seconds: float = Field(
         default=1.0, gt=0, description="How long an idle job worker waits before looking again."
     )

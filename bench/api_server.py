@@ -49,9 +49,15 @@ def pool_settings(connections: int, workers: int) -> tuple[int, int]:
 
 
 def http(
-    method: str, url: str, *, token: str | None = None, body: Any = None, timeout: float = 10.0
+    method: str,
+    url: str,
+    *,
+    token: str | None = None,
+    body: Any = None,
+    timeout: float = 10.0,
+    extra_headers: dict[str, str] | None = None,
 ) -> HttpAnswer:
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(extra_headers or {})}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     data = json.dumps(body).encode() if body is not None else None

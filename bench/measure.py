@@ -147,9 +147,12 @@ def run_wrk(
     run_prefix: str,
     round_number: int,
     workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    timeout_s: int | None = None,
 ) -> Measurement:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "BENCH_LUA_DIR": str(LUA_DIR),
         "BENCH_API_KEY": target.api_key,
         "BENCH_SEED_COUNT": str(target.seed_count),
@@ -167,6 +170,9 @@ def run_wrk(
         str(scenario.lua),
         target.base_url,
     ]
+    if timeout_s is not None:
+        # wrk's default is 2 s: a request slower than that counts as a socket timeout.
+        command[-1:-1] = ["--timeout", f"{timeout_s}s"]
     completed, cpu = _run(
         command, env=env, cwd=workdir, timeout=duration + _GRACE_SECONDS, api_pid=target.api_pid
     )

@@ -24,8 +24,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(env_overrides: dict[str, str | None]) -> Iterator[tuple[str, list[str]]]:
-    """Run `python -m app serve`, wait for /readyz, yield (base URL, output lines so far)."""
+def serving(env_overrides: dict[str, str | None], *options: str) -> Iterator[tuple[str, list[str]]]:
+    """Run `python -m app serve [options]`, wait for /readyz, yield (base URL, output lines
+    so far)."""
     port = _free_port()
     env = {**os.environ, "CDP_LOG_LEVEL": "WARNING"}
     for name, value in env_overrides.items():
@@ -34,7 +35,7 @@ def serving(env_overrides: dict[str, str | None]) -> Iterator[tuple[str, list[st
         else:
             env[name] = value
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        [sys.executable, "-m", "app", "serve", "--port", str(port), *options],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -82,6 +83,27 @@ def test_serve_on_a_configured_database(database_url: str) -> None:
         assert denied.status_code == 401
         assert denied.headers["content-type"] == "application/problem+json"
         assert denied.headers["x-request-id"]
+
+
+# Makes every uvicorn worker (a multiprocessing child) start 12 s late, as importing the app
+# did on a busy 2-core machine (10 s); the supervisor (`python -m app`) is not delayed.
+# uvicorn pings the workers one after the other, each for 5 s: 12 s outlasts both pings.
+_SLOW_WORKERS = """
+import sys, time
+if "spawn_main" in " ".join(sys.orig_argv):
+    time.sleep(12)
+"""
+
+
+def test_workers_that_start_slowly_are_kept(database_url: str, tmp_path: Path) -> None:
+    """uvicorn replaces a worker that does not answer its health check within 5 s by
+    default, and a worker answers only once it has imported the app: on a busy machine the
+    workers were killed and restarted forever (bench/soak never got a ready server)."""
+    (tmp_path / "sitecustomize.py").write_text(_SLOW_WORKERS)
+    python_path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    env: dict[str, str | None] = {"CDP_DATABASE_URL": database_url, "PYTHONPATH": python_path}
+    with serving(env, "--workers", "2") as (base_url, _):
+        assert httpx.get(f"{base_url}/readyz").json()["status"] == "ready"
 
 
 def test_serve_on_the_embedded_database_bootstraps_once_and_stops_it(tmp_path: Path) -> None:
