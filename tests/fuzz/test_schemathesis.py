@@ -7,7 +7,8 @@ server does not share a GIL with Hypothesis' data generation (2 cores: one each)
 All operations share one project and its key with every scope; what one operation creates
 stays for the next (lists and searches then return real rows to check against the schema).
 Half the positive cases of operations on a customer aim at a real one, so their bodies
-reach the domain code instead of a 404.
+reach the domain code instead of a 404; the /v1/me operations are called as an app calls
+them (a publishable key, and in half the positive cases a real customer's token).
 """
 
 import itertools
@@ -76,12 +77,18 @@ schema = schemathesis.openapi.from_path(SPEC_PATH, config=CONFIG)
 
 
 class Target:
-    """The live server, the key every case sends, and a customer that exists."""
+    """The live server, the keys the cases send, and customers that exist."""
 
-    def __init__(self, base_url: str, token: str, customer_id: str) -> None:
+    def __init__(
+        self, base_url: str, token: str, customer_id: str, publishable: str, customer_token: str
+    ) -> None:
         self.base_url = base_url
         self.headers = bearer(token)
         self.customer_id = customer_id
+        # /v1/me takes an app's publishable key and a customer's token (another customer:
+        # the auth-token operations may revoke the first one's).
+        self.me_headers = bearer(publishable)
+        self.customer_token = customer_token
         self._aim = itertools.cycle((True, False))
 
     def aim_at_real_customer(self) -> bool:
@@ -145,13 +152,32 @@ async def target(app: FastAPI, database_url: str, live_server: str) -> AsyncIter
     owner = await make_project(uow, name="fuzz")
     token = await make_key(uow, owner.project, scopes=list(Scope), name="fuzz")
     async with httpx.AsyncClient(base_url=live_server, headers=bearer(token)) as http:
-        response = await http.post(
-            "/v1/customers/identify",
-            json={"identifiers": {"email": "fuzz@example.com"}, "profile": {"first_name": "F"}},
+        customer_id = await _identify(http, "fuzz@example.com")
+        me_customer_id = await _identify(http, "me@example.com")
+        issued = await http.post(f"/v1/customers/{me_customer_id}/auth-token")
+        assert issued.status_code == 201, issued.text
+        publishable = await http.post(
+            "/v1/api-keys", json={"name": "fuzz-app", "kind": "publishable", "scopes": []}
         )
-        assert response.status_code == 201, response.text
-    yield Target(live_server, token, response.json()["customer"]["id"])
+        assert publishable.status_code == 201, publishable.text
+    yield Target(
+        live_server,
+        token,
+        customer_id,
+        publishable=publishable.json()["key"],
+        customer_token=issued.json()["token"],
+    )
     await empty_tables(database_url)
+
+
+async def _identify(http: httpx.AsyncClient, email: str) -> str:
+    response = await http.post(
+        "/v1/customers/identify",
+        json={"identifiers": {"email": email}, "profile": {"first_name": "F"}},
+    )
+    assert response.status_code == 201, response.text
+    customer_id: str = response.json()["customer"]["id"]
+    return customer_id
 
 
 @pytest.fixture(scope="module")
@@ -167,13 +193,16 @@ def test_operation_conforms(
     case: schemathesis.Case[Any], target: Target, session: requests.Session
 ) -> None:
     mode = case.meta.generation.mode if case.meta else GenerationMode.POSITIVE
-    if (
-        mode is GenerationMode.POSITIVE
-        and "customer_id" in (case.path_parameters or {})
-        and target.aim_at_real_customer()
-    ):
-        case.path_parameters["customer_id"] = target.customer_id
+    positive = mode is GenerationMode.POSITIVE
+    headers = target.headers
+    if case.path.startswith("/v1/me"):
+        headers = target.me_headers
+        if positive and target.aim_at_real_customer():
+            case.headers["x-customer-token"] = target.customer_token
+    elif positive and "customer_id" in (case.path_parameters or {}):
+        if target.aim_at_real_customer():
+            case.path_parameters["customer_id"] = target.customer_id
     TALLY.count(case.operation.label, case.meta.phase.name.value if case.meta else "?", mode.value)
     case.call_and_validate(
-        base_url=target.base_url, session=session, headers=target.headers, checks=CHECKS
+        base_url=target.base_url, session=session, headers=headers, checks=CHECKS
     )
