@@ -23,7 +23,7 @@ from app.core.metrics import HttpMetrics, MetricsMiddleware
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import head_revision
 from app.core.periodic import every
-from app.core.problems import install_problem_handlers
+from app.core.problems import document_body_problems, install_problem_handlers
 from app.core.rate_limit import RateLimiter
 from app.customers.privacy_router import privacy_router as customers_privacy_router
 from app.customers.router import router as customers_router
@@ -186,12 +186,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 
 def _publish_shared_schemas(app: FastAPI) -> None:
-    """Add hand-written schemas that models reference by name (the recursive rule language)."""
+    """Finish the spec: hand-written schemas that models reference by name (the recursive
+    rule language), and the statuses any operation with a body can answer."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schemas = generate()["components"]["schemas"]
+            spec = generate()
+            document_body_problems(spec)
+            schemas = spec["components"]["schemas"]
             schemas[RULE_SCHEMA_NAME] = SEGMENT_RULE_SCHEMA
             # Models FastAPI already published are kept as they are.
             for name, schema in published_import_schemas().items():

@@ -90,7 +90,10 @@ async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     yield
     if "database_url" not in request.fixturenames:
         return
-    url = request.getfixturevalue("database_url")
+    await empty_tables(request.getfixturevalue("database_url"))
+
+
+async def empty_tables(url: str) -> None:
     connection = await asyncpg.connect(_asyncpg_dsn(url))
     try:
         # An import a test left unfinished keeps its staging table: drop it, so that it

@@ -147,6 +147,10 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     if isinstance(exc.__cause__, DomainError):
         # FastAPI wraps errors raised while reading the body (our 413 while streaming).
         error = exc.__cause__
+    elif exc.status_code == 400:
+        # FastAPI's own refusal of a body it cannot decode (not UTF-8, say): the same
+        # problem type as broken JSON, so clients handle one kind.
+        error = MalformedRequest(f"The request body could not be read: {exc.detail}.")
     elif exc.status_code == 404:
         error = NotFound(f"No resource at {request.url.path}.")
     elif exc.status_code == 405:
@@ -198,8 +202,36 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+# What any operation that reads a body can answer before it runs: the body is not JSON
+# (400), arrives too slowly (408), is too large (413) or of a type it does not read (415).
+BODY_PROBLEM_STATUSES = (400, 408, 413, 415)
+
+
+def document_body_problems(spec: dict[str, Any]) -> None:
+    """Name the body statuses on every operation of an OpenAPI spec that takes a body.
+
+    They come from the request guards and the JSON parser, before any route runs, so no
+    route declares them; an operation's own description of one of them is kept.
+    """
+    problem = {"schema": {"$ref": f"#/components/schemas/{Problem.__name__}"}}
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "requestBody" not in operation:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status in BODY_PROBLEM_STATUSES:
+                responses.setdefault(
+                    str(status),
+                    {
+                        "description": _DESCRIPTIONS[status],
+                        "content": {PROBLEM_MEDIA_TYPE: problem},
+                    },
+                )
+
+
 _DESCRIPTIONS = {
     400: "Malformed request",
+    408: "The request body arrived too slowly",
     401: "Missing, unknown or revoked API key",
     403: "The API key lacks the required scope",
     404: "Not found in the caller's project",

@@ -26,6 +26,11 @@ _PROVIDERS_BY_PLATFORM: dict[str, set[str]] = {
 }
 
 
+# Free text an app reports about itself: PostgreSQL text cannot hold a NUL (it was a 500,
+# found by the spec fuzzing), so it is refused as invalid input.
+NO_NUL = r"^[^\x00]*$"
+
+
 def _base64url_bytes(value: str) -> bytes:
     try:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
@@ -77,7 +82,7 @@ class DeviceRegistration(BaseModel):
     )
 
     kind: DeviceKind
-    app_id: Annotated[str, Field(min_length=1, max_length=200)]
+    app_id: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
     platform: Platform
     push_provider: PushProvider | None = None
     push_token: Annotated[str, Field(pattern=PROVIDER_TOKEN_PATTERN)] | None = Field(
@@ -85,8 +90,8 @@ class DeviceRegistration(BaseModel):
     )
     web_push: WebPushSubscription | None = None
     push_enabled: bool = True
-    app_version: Annotated[str, Field(max_length=64)] | None = None
-    os_version: Annotated[str, Field(max_length=64)] | None = None
+    app_version: Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
+    os_version: Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
     locale: (
         Annotated[str, Field(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]
         | None

@@ -9,6 +9,9 @@ from fastapi import FastAPI
 
 from app.core import errors
 from app.core.errors import DomainError, FieldError
+from app.core.problems import PROBLEM_MEDIA_TYPE
+from app.main import create_app
+from app.settings import Settings
 from tests.factories import ProjectWithKey
 from tests.helpers import app_running, asgi_client
 
@@ -117,6 +120,18 @@ class TestBodyErrors:
         body = assert_problem(response, 400)
         assert body["type"] == "urn:cdp:problem:malformed-request"
 
+    async def test_a_body_that_is_not_utf8_is_400_malformed(
+        self, client: httpx.AsyncClient, project: ProjectWithKey
+    ) -> None:
+        """Found by the spec fuzzing: it was a generic `http-error` problem."""
+        response = await client.post(
+            "/v1/api-keys",
+            headers=project.admin_headers | {"Content-Type": "application/json"},
+            content=b"\xff\xfe{",
+        )
+        body = assert_problem(response, 400)
+        assert body["type"] == "urn:cdp:problem:malformed-request"
+
     async def test_wrong_content_type_is_415(
         self, client: httpx.AsyncClient, project: ProjectWithKey
     ) -> None:
@@ -151,6 +166,22 @@ class TestBodyErrors:
     ) -> None:
         response = await client.post("/v1/api-keys", headers=project.admin_headers, json=[1, 2])
         assert_problem(response, 422)
+
+    def test_every_operation_with_a_body_documents_the_body_statuses(self) -> None:
+        """Found by the spec fuzzing: broken JSON (400) and an oversized body (413) were
+        answered by operations whose spec did not name those statuses."""
+        spec = create_app(Settings(log_level="WARNING")).openapi()
+        with_body = [
+            (path, method, operation["responses"])
+            for path, path_item in spec["paths"].items()
+            for method, operation in path_item.items()
+            if "requestBody" in operation
+        ]
+        assert len(with_body) >= 30  # every POST, PUT and PATCH that reads one
+        for path, method, responses in with_body:
+            for status in ("400", "408", "413", "415"):
+                assert status in responses, f"{method.upper()} {path} lacks {status}"
+                assert PROBLEM_MEDIA_TYPE in responses[status]["content"]
 
 
 class TestBodyLimit:

@@ -263,6 +263,10 @@ async def _counts(database_url: str) -> dict[str, int]:
         ("inst-x", browser() | {"platform": "ios"}),
         ("has space", mobile()),
         ("x" * 129, mobile()),
+        # Found by the spec fuzzing: a NUL in the free text was a 500 (PostgreSQL refused it).
+        ("inst-x", mobile(os_version="\x00")),
+        ("inst-x", mobile(app_version="5.2\x00")),
+        ("inst-x", mobile(app_id="com.acme\x00")),
     ],
 )
 async def test_bad_registrations_are_422_and_change_nothing(
@@ -281,6 +285,20 @@ async def test_bad_registrations_are_422_and_change_nothing(
 
 
 class TestAuthTokensAndMe:
+    async def test_a_nul_in_an_apps_own_registration_is_422(
+        self, client: httpx.AsyncClient, project: ProjectWithKey
+    ) -> None:
+        """Found by the spec fuzzing: PUT /v1/me/devices/... with a NUL was a 500."""
+        customer = await _customer(client, project, "nul@example.com")
+        headers = await _publishable(client, project) | {
+            "X-Customer-Token": await _token(client, project, customer)
+        }
+        response = await client.put(
+            "/v1/me/devices/inst-nul", headers=headers, json=mobile(os_version="\x00")
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["pointer"] == "/os_version"
+
     async def test_token_lets_the_app_act_for_its_customer_only(
         self, client: httpx.AsyncClient, project: ProjectWithKey
     ) -> None:
