@@ -46,8 +46,7 @@ from app.projects.router import api_keys_router, projects_router
 from app.promotions.router import CODE_FILE_BODY_LIMIT
 from app.promotions.router import router as promotions_router
 from app.segments.router import router as segments_router
-from app.segments.rule_schema import SCHEMA_NAME as RULE_SCHEMA_NAME
-from app.segments.rule_schema import SEGMENT_RULE_SCHEMA
+from app.segments.rule_schema import SEGMENT_RULE_SCHEMAS
 from app.segments.service import enqueue_due
 from app.settings import Settings
 from app.subscriptions.router import me_router as me_subscriptions_router
@@ -192,7 +191,7 @@ def _publish_shared_schemas(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schemas = generate()["components"]["schemas"]
-            schemas[RULE_SCHEMA_NAME] = SEGMENT_RULE_SCHEMA
+            schemas.update(SEGMENT_RULE_SCHEMAS)
             # Models FastAPI already published are kept as they are.
             for name, schema in published_import_schemas().items():
                 schemas.setdefault(name, schema)

@@ -43,110 +43,117 @@ _COMPARED_VALUE: dict[str, Any] = {
     "description": "Absent for exists/not_exists; a list for in/not_in; else a scalar",
 }
 
-SEGMENT_RULE_SCHEMA: dict[str, Any] = {
-    "title": SCHEMA_NAME,
-    "description": (
-        "A condition over one customer. Combinators nest at most "
-        f"{MAX_DEPTH} deep. See docs/api.md for each condition's meaning."
+_ALTERNATIVES: list[dict[str, Any]] = [
+    _condition("AllRule", {"all": {"type": "array", "items": _RULE, "minItems": 1}}, ["all"]),
+    _condition("AnyRule", {"any": {"type": "array", "items": _RULE, "minItems": 1}}, ["any"]),
+    _condition("NotRule", {"not": _RULE}, ["not"]),
+    _condition(
+        "ProfileCondition",
+        {
+            "profile": {"type": "string", "enum": [*TEXT_FIELDS, "birth_date", "created_at"]},
+            "op": _ops(TEXT_OPS | ORDER_OPS),
+            "value": _COMPARED_VALUE,
+        },
+        ["profile", "op"],
     ),
-    "oneOf": [
-        _condition("All", {"all": {"type": "array", "items": _RULE, "minItems": 1}}, ["all"]),
-        _condition("Any", {"any": {"type": "array", "items": _RULE, "minItems": 1}}, ["any"]),
-        _condition("Not", {"not": _RULE}, ["not"]),
-        _condition(
-            "ProfileCondition",
-            {
-                "profile": {"type": "string", "enum": [*TEXT_FIELDS, "birth_date", "created_at"]},
-                "op": _ops(TEXT_OPS | ORDER_OPS),
-                "value": _COMPARED_VALUE,
+    _condition(
+        "CustomFieldCondition",
+        {
+            "custom_field": {"type": "string", "description": "A custom field's key"},
+            "op": _ops(TEXT_OPS | ORDER_OPS),
+            "value": _COMPARED_VALUE,
+        },
+        ["custom_field", "op"],
+    ),
+    _condition(
+        "IdentifierCondition",
+        {
+            "identifier": {
+                "type": "string",
+                "description": "email, phone, discount_card, app_installation, "
+                "push_token, or external:<unique-id field key>",
             },
-            ["profile", "op"],
-        ),
-        _condition(
-            "CustomFieldCondition",
-            {
-                "custom_field": {"type": "string", "description": "A custom field's key"},
-                "op": _ops(TEXT_OPS | ORDER_OPS),
-                "value": _COMPARED_VALUE,
-            },
-            ["custom_field", "op"],
-        ),
-        _condition(
-            "IdentifierCondition",
-            {
-                "identifier": {
-                    "type": "string",
-                    "description": "email, phone, discount_card, app_installation, "
-                    "push_token, or external:<unique-id field key>",
+            "op": _PRESENCE,
+        },
+        ["identifier", "op"],
+    ),
+    _condition(
+        "SubscriptionCondition",
+        {
+            "subscription": {
+                "type": "object",
+                "properties": {
+                    "channel": {"type": "string", "enum": list(CHANNELS)},
+                    "topic": {"type": "string"},
                 },
-                "op": _PRESENCE,
+                "required": ["channel"],
+                "additionalProperties": False,
             },
-            ["identifier", "op"],
-        ),
-        _condition(
-            "SubscriptionCondition",
-            {
-                "subscription": {
-                    "type": "object",
-                    "properties": {
-                        "channel": {"type": "string", "enum": list(CHANNELS)},
-                        "topic": {"type": "string"},
-                    },
-                    "required": ["channel"],
-                    "additionalProperties": False,
+            "status": {"type": "string", "enum": list(STATUSES)},
+        },
+        ["subscription", "status"],
+    ),
+    _condition(
+        "PointsCondition",
+        {
+            "points": {"type": "string", "description": "A point account's key"},
+            "op": _ops(COUNT_OPS),
+            "value": {"type": "number"},
+        },
+        ["points", "op", "value"],
+    ),
+    _condition(
+        "ActionCondition",
+        {
+            "action": {"type": "string", "description": "An action type's key"},
+            "count": {
+                "type": "object",
+                "properties": {"op": _ops(COUNT_OPS), "value": {"type": "integer"}},
+                "required": ["op", "value"],
+                "additionalProperties": False,
+            },
+            "within_days": {"type": "integer", "minimum": 1, "maximum": 3650},
+        },
+        ["action", "count"],
+    ),
+    _condition(
+        "DeviceCondition",
+        {
+            "device": {"type": "string", "enum": ["mobile_app", "web_push"]},
+            "op": _PRESENCE,
+            "push_enabled": {"type": "boolean"},
+        },
+        ["device", "op"],
+    ),
+    _condition(
+        "InSegmentCondition",
+        {
+            "in_segment": {
+                "type": "object",
+                "properties": {
+                    "segmentation": {"type": "string"},
+                    "segment": {"type": "string"},
                 },
-                "status": {"type": "string", "enum": list(STATUSES)},
-            },
-            ["subscription", "status"],
+                "required": ["segmentation", "segment"],
+                "additionalProperties": False,
+            }
+        },
+        ["in_segment"],
+    ),
+]
+
+# Each alternative is a component of its own, named by its title: generators cannot
+# build a class for an inline object that refers back to the union containing it.
+SEGMENT_RULE_SCHEMAS: dict[str, dict[str, Any]] = {
+    SCHEMA_NAME: {
+        "title": SCHEMA_NAME,
+        "description": (
+            "A condition over one customer. Combinators nest at most "
+            f"{MAX_DEPTH} deep. See docs/api.md for each condition's meaning."
         ),
-        _condition(
-            "PointsCondition",
-            {
-                "points": {"type": "string", "description": "A point account's key"},
-                "op": _ops(COUNT_OPS),
-                "value": {"type": "number"},
-            },
-            ["points", "op", "value"],
-        ),
-        _condition(
-            "ActionCondition",
-            {
-                "action": {"type": "string", "description": "An action type's key"},
-                "count": {
-                    "type": "object",
-                    "properties": {"op": _ops(COUNT_OPS), "value": {"type": "integer"}},
-                    "required": ["op", "value"],
-                    "additionalProperties": False,
-                },
-                "within_days": {"type": "integer", "minimum": 1, "maximum": 3650},
-            },
-            ["action", "count"],
-        ),
-        _condition(
-            "DeviceCondition",
-            {
-                "device": {"type": "string", "enum": ["mobile_app", "web_push"]},
-                "op": _PRESENCE,
-                "push_enabled": {"type": "boolean"},
-            },
-            ["device", "op"],
-        ),
-        _condition(
-            "InSegmentCondition",
-            {
-                "in_segment": {
-                    "type": "object",
-                    "properties": {
-                        "segmentation": {"type": "string"},
-                        "segment": {"type": "string"},
-                    },
-                    "required": ["segmentation", "segment"],
-                    "additionalProperties": False,
-                }
-            },
-            ["in_segment"],
-        ),
-    ],
+        "oneOf": [{"$ref": f"#/components/schemas/{alt['title']}"} for alt in _ALTERNATIVES],
+    },
+    **{alt["title"]: alt for alt in _ALTERNATIVES},
 }
 
 # Used on the request and response fields that carry a rule: their schema is a
