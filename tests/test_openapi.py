@@ -46,11 +46,53 @@ def test_operation_ids_are_unique_and_named_by_tag(spec: dict[str, Any]) -> None
 
 
 def test_errors_are_documented_as_problem_json(spec: dict[str, Any]) -> None:
+    # Under its own media type only: a generated client parses it into a `Problem`.
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for operation in _operations(spec):
         for status, response in operation["responses"].items():
             if status.startswith(("4", "5")):
-                assert "application/problem+json" in response["content"], operation["operationId"]
+                assert response["content"] == problem, (operation["operationId"], status)
     assert "HTTPValidationError" not in spec["components"]["schemas"]
+    assert spec["components"]["schemas"]["Problem"]["required"] == [
+        "type",
+        "title",
+        "status",
+        "detail",
+        "instance",
+        "request_id",
+    ]
+
+
+def _expected_problems(method: str, operation: dict[str, Any]) -> set[str]:
+    expected = {"500"}  # a bug, answered by the middleware
+    if "security" in operation:
+        # Key missing or lacking a scope, bad input, too many requests, database down.
+        expected |= {"401", "403", "422", "429", "503"}
+    if method in {"post", "put", "patch"}:
+        expected |= {"408", "413", "415"}  # the request guard, before any route
+    if "requestBody" in operation:
+        expected.add("400")
+    return expected
+
+
+def test_every_operation_documents_the_problems_it_can_answer(spec: dict[str, Any]) -> None:
+    checked = 0
+    for path_item in spec["paths"].values():
+        for method, operation in path_item.items():
+            documented = set(operation["responses"])
+            missing = _expected_problems(method, operation) - documented
+            assert not missing, (operation["operationId"], sorted(missing))
+            checked += 1
+    assert checked == len(_operations(spec))
+    assert "503" in spec["paths"]["/readyz"]["get"]["responses"]
+
+
+def test_operations_on_one_resource_document_its_absence(spec: dict[str, Any]) -> None:
+    for path, path_item in spec["paths"].items():
+        if "{" not in path or path.startswith("/v1/me"):
+            continue
+        for operation in path_item.values():
+            assert "404" in operation["responses"], operation["operationId"]
 
 
 def test_request_bodies_carry_examples(spec: dict[str, Any]) -> None:

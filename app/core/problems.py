@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import (
@@ -21,6 +22,7 @@ from app.core.errors import (
 from app.core.request_context import current_request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+_COMPONENT_REF = "#/components/schemas/{model}"
 
 
 class ProblemFieldError(BaseModel):
@@ -56,9 +58,13 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    instance: str | None = None
-    request_id: str | None = None
-    errors: list[ProblemFieldError] = Field(default_factory=list)
+    # Always sent (`problem_body`), so required: a generated client types them as
+    # `str | None`, not as possibly absent.
+    instance: str | None = Field(description="The request path.")
+    request_id: str | None
+    errors: list[ProblemFieldError] = Field(
+        default_factory=list, description="Only on validation problems (422)."
+    )
 
 
 class ProblemResponse(JSONResponse):
@@ -187,15 +193,28 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for the problem statuses an operation can return."""
+    """OpenAPI `responses` entries for the problem statuses an operation can return.
+
+    The schema sits under `application/problem+json`, the one media type these answers
+    have; a `model` would put it under the route's `application/json` instead, leaving
+    generated clients with an untyped problem.
+    """
+    schema = {"$ref": _COMPONENT_REF.format(model=Problem.__name__)}
     return {
         status: {
-            "model": Problem,
-            "content": {PROBLEM_MEDIA_TYPE: {}},
             "description": _DESCRIPTIONS[status],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}},
         }
         for status in statuses
     }
+
+
+def problem_schemas() -> dict[str, dict[str, Any]]:
+    """`Problem` and the models it uses, for the spec's components (no route returns it
+    as its model, so FastAPI does not publish it)."""
+    _, schema = models_json_schema([(Problem, "serialization")], ref_template=_COMPONENT_REF)
+    definitions: dict[str, dict[str, Any]] = schema["$defs"]
+    return definitions
 
 
 _DESCRIPTIONS = {
@@ -203,11 +222,13 @@ _DESCRIPTIONS = {
     401: "Missing, unknown or revoked API key",
     403: "The API key lacks the required scope",
     404: "Not found in the caller's project",
+    408: "The request body arrived too slowly",
     409: "Conflict with the current state",
     412: "The `If-Match` version is stale",
     413: "Request body too large",
     415: "Unsupported content type",
     422: "Invalid input; `errors` points at each invalid value",
     429: "Rate limit exceeded; see `Retry-After`",
+    500: "A bug; the body names only the request id, to find it in the logs",
     503: "Database unreachable or not migrated",
 }
