@@ -108,7 +108,10 @@ def _wait_for_job(generated: Generated, client: Any, job_id: uuid.UUID) -> Any:
     while time.monotonic() < deadline:
         job = get_job.sync(job_id, client=client)
         assert isinstance(job, generated.models.JobRead)
-        if job.status not in {"queued", "running"}:
+        if job.status not in {
+            generated.models.JobStatus.QUEUED,
+            generated.models.JobStatus.RUNNING,
+        }:
             return job
         time.sleep(0.2)
     pytest.fail(f"job {job_id} did not finish in {JOB_SECONDS} s")
@@ -161,11 +164,11 @@ def _run_integration(
         client=client,
         body=m.CustomerIdentify(
             identifiers=m.IdentifiersIn(email="Ann.Lee@Example.COM"),
-            profile=m.ProfileIn(first_name="Ann", gender=m.ProfileInGenderType0.FEMALE),
+            profile=m.ProfileIn(first_name="Ann", gender=m.Gender.FEMALE),
         ),
     )
     assert isinstance(ann, m.IdentifyResponse)
-    assert ann.result == m.IdentifyResponseResult.CREATED
+    assert ann.result == m.IdentifyResult.CREATED
     assert ann.customer.identifiers.email == "ann.lee@example.com"
     assert ann.customer.auth_token is None
     card_holder = identify.sync(
@@ -186,11 +189,11 @@ def _run_integration(
         client=client,
         body=m.CustomerIdentify(
             identifiers=m.IdentifiersIn(email="ann.lee@example.com", discount_cards=["CARD-7"]),
-            on_conflict=m.CustomerIdentifyOnConflict.MERGE,
+            on_conflict=m.OnConflict.MERGE,
         ),
     )
     assert isinstance(merged, m.IdentifyResponse)
-    assert merged.result == m.IdentifyResponseResult.MERGED
+    assert merged.result == m.IdentifyResult.MERGED
     survivor_id = card_holder.customer.id
     assert merged.customer.id == survivor_id
     assert merged.merged_ids == [ann.customer.id]
@@ -214,10 +217,10 @@ def _run_integration(
         "install-1",
         client=client,
         body=m.DeviceRegistration(
-            kind=m.DeviceRegistrationKind.MOBILE_APP,
+            kind=m.DeviceKind.MOBILE_APP,
             app_id="com.acme.shop",
-            platform=m.DeviceRegistrationPlatform.IOS,
-            push_provider=m.DeviceRegistrationPushProviderType0.APNS,
+            platform=m.Platform.IOS,
+            push_provider=m.PushProvider.APNS,
             push_token="apns-token-0001-ann",
         ),
     )
@@ -268,8 +271,8 @@ def _run_integration(
         body=m.SubscriptionsUpdate(
             subscriptions=[
                 m.SubscriptionDecision(
-                    channel=m.SubscriptionDecisionChannel.EMAIL,
-                    status=m.SubscriptionDecisionStatus.SUBSCRIBED,
+                    channel=m.Channel.EMAIL,
+                    status=m.SubscriptionStatus.SUBSCRIBED,
                     source="checkout",
                 )
             ]
@@ -278,7 +281,7 @@ def _run_integration(
     assert decision.changed is True
     assert decision.previous_status is None
     [consent] = generated.api("subscriptions", "subscriptions_get").sync(survivor_id, client=client)
-    assert (consent.channel, consent.status) == ("email", "subscribed")
+    assert (consent.channel, consent.status) == (m.Channel.EMAIL, m.SubscriptionStatus.SUBSCRIBED)
 
     # Segments: a rule over consent and points, recalculated by the server's job worker.
     segmentation = generated.api("segments", "segments_create_segmentation").sync(
@@ -286,7 +289,7 @@ def _run_integration(
         body=m.SegmentationCreate(
             key="engagement",
             name="Engagement",
-            kind=m.SegmentationCreateKind.RULE,
+            kind=m.SegmentationKind.RULE,
             segments=[
                 m.SegmentIn(
                     key="loyal",
@@ -295,11 +298,11 @@ def _run_integration(
                         all_=[
                             m.SubscriptionCondition(
                                 subscription=m.SubscriptionConditionSubscription(
-                                    channel=m.SubscriptionConditionSubscriptionChannel.EMAIL
+                                    channel=m.Channel.EMAIL
                                 ),
-                                status=m.SubscriptionConditionStatus.SUBSCRIBED,
+                                status=m.SubscriptionStatus.SUBSCRIBED,
                             ),
-                            m.PointsCondition(points="bonus", op=m.PointsConditionOp.GTE, value=50),
+                            m.PointsCondition(points="bonus", op=m.CountOperator.GTE, value=50),
                         ]
                     ),
                 )
@@ -313,7 +316,7 @@ def _run_integration(
     started = generated.api("segments", "segments_recalculate").sync(segmentation.id, client=client)
     assert isinstance(started, m.RecalculationStarted)
     job = _wait_for_job(generated, client, started.job_id)
-    assert job.status == m.JobReadStatus.SUCCEEDED, job.error
+    assert job.status == m.JobStatus.SUCCEEDED, job.error
     [membership] = generated.api("segments", "segments_for_customer").sync(
         survivor_id, client=client
     )
@@ -333,3 +336,9 @@ def _run_integration(
     assert [row["status"] for row in sections["subscriptions"].items] == ["subscribed"]
     assert [row["segment_id"] for row in sections["segments"].items] == [str(segment.id)]
     assert len(sections["merges"].items) == 2
+
+    # The right-of-access export is a typed document too.
+    export = generated.api("customers", "customers_export").sync(survivor_id, client=client)
+    assert isinstance(export, m.CustomerExport)
+    assert export.customer.id == survivor_id
+    assert [row["installation_id"] for row in export.sections["devices"]] == ["install-1"]

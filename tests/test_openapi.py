@@ -105,3 +105,34 @@ def test_request_bodies_carry_examples(spec: dict[str, Any]) -> None:
         for content in body["content"].values():
             ref = content["schema"]["$ref"]
             assert schemas[ref.rsplit("/", 1)[1]].get("examples"), operation["operationId"]
+
+
+def _referenced(node: Any, schemas: dict[str, Any], found: set[str]) -> set[str]:
+    """Names of the component schemas `node` refers to, transitively."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if ref and (name := ref.rsplit("/", 1)[1]) not in found:
+            found.add(name)
+            _referenced(schemas[name], schemas, found)
+        for value in node.values():
+            _referenced(value, schemas, found)
+    elif isinstance(node, list):
+        for value in node:
+            _referenced(value, schemas, found)
+    return found
+
+
+def test_response_models_require_every_field_they_always_send(spec: dict[str, Any]) -> None:
+    # A field absent from `required` is `Unset | X` in a generated client; the server
+    # sends every field of its answers (null when empty), so clients should see `X | None`.
+    schemas = spec["components"]["schemas"]
+    inputs: set[str] = set()
+    outputs: set[str] = set()
+    for operation in _operations(spec):
+        _referenced([operation.get("requestBody"), operation.get("parameters")], schemas, inputs)
+        _referenced(operation["responses"], schemas, outputs)
+    sometimes_absent = {("Problem", "errors")}  # only validation problems list errors
+    for name in sorted(outputs - inputs):
+        schema = schemas[name]
+        optional = set(schema.get("properties", {})) - set(schema.get("required", []))
+        assert {(name, field) for field in optional} <= sometimes_absent, name

@@ -11,18 +11,29 @@ from typing import Any
 from pydantic import WithJsonSchema
 
 from app.segments.rules import (
-    CHANNELS,
     COUNT_OPS,
     MAX_DEPTH,
     ORDER_OPS,
-    STATUSES,
     TEXT_FIELDS,
     TEXT_OPS,
 )
 
 SCHEMA_NAME = "SegmentRule"
-_RULE = {"$ref": f"#/components/schemas/{SCHEMA_NAME}"}
-_PRESENCE = {"type": "string", "enum": ["exists", "not_exists"]}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_RULE = _ref(SCHEMA_NAME)
+# Enums several conditions share are components of their own, so that a generated client
+# has one class for each; channels, consent statuses and device kinds are the API's own
+# (a test checks they hold the compiler's values).
+_OPERATORS: dict[str, dict[str, Any]] = {
+    "ComparisonOperator": {"type": "string", "enum": sorted(TEXT_OPS | ORDER_OPS)},
+    "CountOperator": {"type": "string", "enum": sorted(COUNT_OPS)},
+    "PresenceOperator": {"type": "string", "enum": ["exists", "not_exists"]},
+}
 
 
 def _condition(title: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -33,10 +44,6 @@ def _condition(title: str, properties: dict[str, Any], required: list[str]) -> d
         "required": required,
         "additionalProperties": False,
     }
-
-
-def _ops(ops: frozenset[str]) -> dict[str, Any]:
-    return {"type": "string", "enum": sorted(ops)}
 
 
 _COMPARED_VALUE: dict[str, Any] = {
@@ -51,7 +58,7 @@ _ALTERNATIVES: list[dict[str, Any]] = [
         "ProfileCondition",
         {
             "profile": {"type": "string", "enum": [*TEXT_FIELDS, "birth_date", "created_at"]},
-            "op": _ops(TEXT_OPS | ORDER_OPS),
+            "op": _ref("ComparisonOperator"),
             "value": _COMPARED_VALUE,
         },
         ["profile", "op"],
@@ -60,7 +67,7 @@ _ALTERNATIVES: list[dict[str, Any]] = [
         "CustomFieldCondition",
         {
             "custom_field": {"type": "string", "description": "A custom field's key"},
-            "op": _ops(TEXT_OPS | ORDER_OPS),
+            "op": _ref("ComparisonOperator"),
             "value": _COMPARED_VALUE,
         },
         ["custom_field", "op"],
@@ -73,7 +80,7 @@ _ALTERNATIVES: list[dict[str, Any]] = [
                 "description": "email, phone, discount_card, app_installation, "
                 "push_token, or external:<unique-id field key>",
             },
-            "op": _PRESENCE,
+            "op": _ref("PresenceOperator"),
         },
         ["identifier", "op"],
     ),
@@ -83,13 +90,13 @@ _ALTERNATIVES: list[dict[str, Any]] = [
             "subscription": {
                 "type": "object",
                 "properties": {
-                    "channel": {"type": "string", "enum": list(CHANNELS)},
+                    "channel": _ref("Channel"),
                     "topic": {"type": "string"},
                 },
                 "required": ["channel"],
                 "additionalProperties": False,
             },
-            "status": {"type": "string", "enum": list(STATUSES)},
+            "status": _ref("SubscriptionStatus"),
         },
         ["subscription", "status"],
     ),
@@ -97,7 +104,7 @@ _ALTERNATIVES: list[dict[str, Any]] = [
         "PointsCondition",
         {
             "points": {"type": "string", "description": "A point account's key"},
-            "op": _ops(COUNT_OPS),
+            "op": _ref("CountOperator"),
             "value": {"type": "number"},
         },
         ["points", "op", "value"],
@@ -108,7 +115,7 @@ _ALTERNATIVES: list[dict[str, Any]] = [
             "action": {"type": "string", "description": "An action type's key"},
             "count": {
                 "type": "object",
-                "properties": {"op": _ops(COUNT_OPS), "value": {"type": "integer"}},
+                "properties": {"op": _ref("CountOperator"), "value": {"type": "integer"}},
                 "required": ["op", "value"],
                 "additionalProperties": False,
             },
@@ -119,8 +126,8 @@ _ALTERNATIVES: list[dict[str, Any]] = [
     _condition(
         "DeviceCondition",
         {
-            "device": {"type": "string", "enum": ["mobile_app", "web_push"]},
-            "op": _PRESENCE,
+            "device": _ref("DeviceKind"),
+            "op": _ref("PresenceOperator"),
             "push_enabled": {"type": "boolean"},
         },
         ["device", "op"],
@@ -154,6 +161,7 @@ SEGMENT_RULE_SCHEMAS: dict[str, dict[str, Any]] = {
         "oneOf": [{"$ref": f"#/components/schemas/{alt['title']}"} for alt in _ALTERNATIVES],
     },
     **{alt["title"]: alt for alt in _ALTERNATIVES},
+    **_OPERATORS,
 }
 
 # Used on the request and response fields that carry a rule: their schema is a
