@@ -3,7 +3,8 @@
 It describes the shape a generated client should build; names the schema cannot know
 (custom fields, point accounts, action types, segments) and value types are checked by
 `rules.compile_rule` when a rule is saved, which answers 422 with a pointer. The enums
-come from the compiler's own constants so the two cannot drift apart.
+come from the compiler's own constants so the two cannot drift apart, or are the API's
+own components where the values are the same (tests/segments/test_rule_schema.py checks).
 """
 
 from typing import Any
