@@ -25,7 +25,6 @@ from tests.factories import ProjectWithKey
 from tests.test_server import serving
 
 SPEC_PATH = Path(__file__).parents[1] / "openapi" / "openapi.json"
-GENERATOR = Path(sys.executable).parent / "openapi-python-client"
 PACKAGE = "cdp_client"
 JOB_SECONDS = 30
 
@@ -56,7 +55,9 @@ def generate_client(output: Path) -> str:
     config.write_text(json.dumps({"post_hooks": []}))
     result = subprocess.run(
         [
-            str(GENERATOR),
+            sys.executable,
+            "-m",
+            "openapi_python_client",
             "generate",
             "--path",
             str(SPEC_PATH),
