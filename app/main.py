@@ -17,13 +17,13 @@ from app.activity.router import router as activity_router
 from app.core.clock import Clock, SystemClock
 from app.core.db import Database, UnitOfWork, async_database_url, create_database
 from app.core.embedded_postgres import start_embedded_postgres
-from app.core.limits import RequestGuardMiddleware, RouteBodyLimit
+from app.core.limits import METHODS_WITH_BODY, RequestGuardMiddleware, RouteBodyLimit
 from app.core.logging import configure_logging
 from app.core.metrics import HttpMetrics, MetricsMiddleware
 from app.core.middleware import RequestContextMiddleware
 from app.core.migrations import head_revision
 from app.core.periodic import every
-from app.core.problems import document_body_problems, install_problem_handlers
+from app.core.problems import install_problem_handlers, problem_responses, problem_schemas
 from app.core.rate_limit import RateLimiter
 from app.customers.privacy_router import privacy_router as customers_privacy_router
 from app.customers.router import router as customers_router
@@ -46,8 +46,7 @@ from app.projects.router import api_keys_router, projects_router
 from app.promotions.router import CODE_FILE_BODY_LIMIT
 from app.promotions.router import router as promotions_router
 from app.segments.router import router as segments_router
-from app.segments.rule_schema import SCHEMA_NAME as RULE_SCHEMA_NAME
-from app.segments.rule_schema import SEGMENT_RULE_SCHEMA
+from app.segments.rule_schema import SEGMENT_RULE_SCHEMAS
 from app.segments.service import enqueue_due
 from app.settings import Settings
 from app.subscriptions.router import me_router as me_subscriptions_router
@@ -185,17 +184,37 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     return app
 
 
+def _document_shared_problems(spec: dict[str, Any]) -> None:
+    """Add to each operation the problems answered outside its handler, which its router
+    cannot know: a bug (500, the middleware), a body too slow, too large or not JSON
+    (408, 413, 415, the request guard), a body that does not parse (400) and, where an
+    API key is looked up, a database that is down (503)."""
+    for path_item in spec["paths"].values():
+        for method, operation in path_item.items():
+            statuses = [500]
+            if method.upper() in METHODS_WITH_BODY:
+                statuses += [408, 413, 415]
+            if "requestBody" in operation:
+                statuses.append(400)
+            if "security" in operation:
+                statuses.append(503)
+            shared = {str(status): entry for status, entry in problem_responses(*statuses).items()}
+            # What the operation documents itself (its own 413 limit, say) wins.
+            operation["responses"] = dict(sorted({**shared, **operation["responses"]}.items()))
+
+
 def _publish_shared_schemas(app: FastAPI) -> None:
-    """Finish the spec: hand-written schemas that models reference by name (the recursive
-    rule language), and the statuses any operation with a body can answer."""
+    """Add hand-written schemas that the spec references by name (the recursive rule
+    language, the problem shape), and the problems every operation shares."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             spec = generate()
-            document_body_problems(spec)
+            _document_shared_problems(spec)
             schemas = spec["components"]["schemas"]
-            schemas[RULE_SCHEMA_NAME] = SEGMENT_RULE_SCHEMA
+            schemas.update(SEGMENT_RULE_SCHEMAS)
+            schemas.update(problem_schemas())
             # Models FastAPI already published are kept as they are.
             for name, schema in published_import_schemas().items():
                 schemas.setdefault(name, schema)

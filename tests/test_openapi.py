@@ -46,11 +46,53 @@ def test_operation_ids_are_unique_and_named_by_tag(spec: dict[str, Any]) -> None
 
 
 def test_errors_are_documented_as_problem_json(spec: dict[str, Any]) -> None:
+    # Under its own media type only: a generated client parses it into a `Problem`.
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for operation in _operations(spec):
         for status, response in operation["responses"].items():
             if status.startswith(("4", "5")):
-                assert "application/problem+json" in response["content"], operation["operationId"]
+                assert response["content"] == problem, (operation["operationId"], status)
     assert "HTTPValidationError" not in spec["components"]["schemas"]
+    assert spec["components"]["schemas"]["Problem"]["required"] == [
+        "type",
+        "title",
+        "status",
+        "detail",
+        "instance",
+        "request_id",
+    ]
+
+
+def _expected_problems(method: str, operation: dict[str, Any]) -> set[str]:
+    expected = {"500"}  # a bug, answered by the middleware
+    if "security" in operation:
+        # Key missing or lacking a scope, bad input, too many requests, database down.
+        expected |= {"401", "403", "422", "429", "503"}
+    if method in {"post", "put", "patch"}:
+        expected |= {"408", "413", "415"}  # the request guard, before any route
+    if "requestBody" in operation:
+        expected.add("400")
+    return expected
+
+
+def test_every_operation_documents_the_problems_it_can_answer(spec: dict[str, Any]) -> None:
+    checked = 0
+    for path_item in spec["paths"].values():
+        for method, operation in path_item.items():
+            documented = set(operation["responses"])
+            missing = _expected_problems(method, operation) - documented
+            assert not missing, (operation["operationId"], sorted(missing))
+            checked += 1
+    assert checked == len(_operations(spec))
+    assert "503" in spec["paths"]["/readyz"]["get"]["responses"]
+
+
+def test_operations_on_one_resource_document_its_absence(spec: dict[str, Any]) -> None:
+    for path, path_item in spec["paths"].items():
+        if "{" not in path or path.startswith("/v1/me"):
+            continue
+        for operation in path_item.values():
+            assert "404" in operation["responses"], operation["operationId"]
 
 
 def test_request_bodies_carry_examples(spec: dict[str, Any]) -> None:
@@ -63,3 +105,34 @@ def test_request_bodies_carry_examples(spec: dict[str, Any]) -> None:
         for content in body["content"].values():
             ref = content["schema"]["$ref"]
             assert schemas[ref.rsplit("/", 1)[1]].get("examples"), operation["operationId"]
+
+
+def _referenced(node: Any, schemas: dict[str, Any], found: set[str]) -> set[str]:
+    """Names of the component schemas `node` refers to, transitively."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if ref and (name := ref.rsplit("/", 1)[1]) not in found:
+            found.add(name)
+            _referenced(schemas[name], schemas, found)
+        for value in node.values():
+            _referenced(value, schemas, found)
+    elif isinstance(node, list):
+        for value in node:
+            _referenced(value, schemas, found)
+    return found
+
+
+def test_response_models_require_every_field_they_always_send(spec: dict[str, Any]) -> None:
+    # A field absent from `required` is `Unset | X` in a generated client; the server
+    # sends every field of its answers (null when empty), so clients should see `X | None`.
+    schemas = spec["components"]["schemas"]
+    inputs: set[str] = set()
+    outputs: set[str] = set()
+    for operation in _operations(spec):
+        _referenced([operation.get("requestBody"), operation.get("parameters")], schemas, inputs)
+        _referenced(operation["responses"], schemas, outputs)
+    sometimes_absent = {("Problem", "errors")}  # only validation problems list errors
+    for name in sorted(outputs - inputs):
+        schema = schemas[name]
+        optional = set(schema.get("properties", {})) - set(schema.get("required", []))
+        assert {(name, field) for field in optional} <= sometimes_absent, name

@@ -16,6 +16,7 @@ from pydantic import (
 
 from app.activity.models import ACTION_TYPE_KEY_MAX, EXTERNAL_ID_MAX
 from app.activity.payloads import PAYLOAD_MAX_BYTES, serialized_size
+from app.core.schema_names import RESPONSE_MODEL_CONFIG
 from app.customers.schemas import IdentifiersIn
 
 ACTION_TYPE_KEY_PATTERN = rf"^[a-z][a-z0-9_.]{{0,{ACTION_TYPE_KEY_MAX - 1}}}$"
@@ -201,6 +202,8 @@ BatchItemStatus = Literal["stored", "duplicate", "rejected"]
 
 
 class ActionBatchItemResult(BaseModel):
+    model_config = RESPONSE_MODEL_CONFIG
+
     index: int = Field(description="Position of the action in the request.")
     status: BatchItemStatus = Field(
         description="`stored`; `duplicate` (its external_id was stored before, same body); "

@@ -11,7 +11,7 @@ from app.core.errors import DomainError, PayloadTooLarge, RequestTimeout, Unsupp
 from app.core.middleware import header_value
 from app.core.problems import domain_error_response
 
-_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 # JSON everywhere; multipart only where an endpoint takes an upload (it validates the parts).
 _ACCEPTED_MEDIA_TYPES = ("application/json", "multipart/form-data")
 
@@ -58,7 +58,7 @@ class RequestGuardMiddleware:
         return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _METHODS_WITH_BODY:
+        if scope["type"] != "http" or scope["method"] not in METHODS_WITH_BODY:
             await self.app(scope, receive, send)
             return
         limit = self._limit_for(scope["path"])

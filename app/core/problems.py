@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import (
@@ -21,6 +22,7 @@ from app.core.errors import (
 from app.core.request_context import current_request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+_COMPONENT_REF = "#/components/schemas/{model}"
 
 
 class ProblemFieldError(BaseModel):
@@ -56,9 +58,13 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    instance: str | None = None
-    request_id: str | None = None
-    errors: list[ProblemFieldError] = Field(default_factory=list)
+    # Always sent (`problem_body`), so required: a generated client types them as
+    # `str | None`, not as possibly absent.
+    instance: str | None = Field(description="The request path.")
+    request_id: str | None
+    errors: list[ProblemFieldError] = Field(
+        default_factory=list, description="Only on validation problems (422)."
+    )
 
 
 class ProblemResponse(JSONResponse):
@@ -191,42 +197,28 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for the problem statuses an operation can return."""
+    """OpenAPI `responses` entries for the problem statuses an operation can return.
+
+    The schema sits under `application/problem+json`, the one media type these answers
+    have; a `model` would put it under the route's `application/json` instead, leaving
+    generated clients with an untyped problem.
+    """
+    schema = {"$ref": _COMPONENT_REF.format(model=Problem.__name__)}
     return {
         status: {
-            "model": Problem,
-            "content": {PROBLEM_MEDIA_TYPE: {}},
             "description": _DESCRIPTIONS[status],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}},
         }
         for status in statuses
     }
 
 
-# What any operation that reads a body can answer before it runs: the body is not JSON
-# (400), arrives too slowly (408), is too large (413) or of a type it does not read (415).
-BODY_PROBLEM_STATUSES = (400, 408, 413, 415)
-
-
-def document_body_problems(spec: dict[str, Any]) -> None:
-    """Name the body statuses on every operation of an OpenAPI spec that takes a body.
-
-    They come from the request guards and the JSON parser, before any route runs, so no
-    route declares them; an operation's own description of one of them is kept.
-    """
-    problem = {"schema": {"$ref": f"#/components/schemas/{Problem.__name__}"}}
-    for path_item in spec.get("paths", {}).values():
-        for operation in path_item.values():
-            if not isinstance(operation, dict) or "requestBody" not in operation:
-                continue
-            responses = operation.setdefault("responses", {})
-            for status in BODY_PROBLEM_STATUSES:
-                responses.setdefault(
-                    str(status),
-                    {
-                        "description": _DESCRIPTIONS[status],
-                        "content": {PROBLEM_MEDIA_TYPE: problem},
-                    },
-                )
+def problem_schemas() -> dict[str, dict[str, Any]]:
+    """`Problem` and the models it uses, for the spec's components (no route returns it
+    as its model, so FastAPI does not publish it)."""
+    _, schema = models_json_schema([(Problem, "serialization")], ref_template=_COMPONENT_REF)
+    definitions: dict[str, dict[str, Any]] = schema["$defs"]
+    return definitions
 
 
 _DESCRIPTIONS = {
@@ -241,5 +233,6 @@ _DESCRIPTIONS = {
     415: "Unsupported content type",
     422: "Invalid input; `errors` points at each invalid value",
     429: "Rate limit exceeded; see `Retry-After`",
+    500: "A bug; the body names only the request id, to find it in the logs",
     503: "Database unreachable or not migrated",
 }

@@ -16,6 +16,7 @@ from app.customers.presenters import customer_read
 from app.customers.profile import customer_profile, export_customer
 from app.customers.schemas import (
     CustomerErasedRead,
+    CustomerExport,
     CustomerProfileRead,
     ProfileSectionRead,
     SectionName,
@@ -70,7 +71,7 @@ async def customers_get_profile(
     "/{customer_id}/export",
     responses={
         **problem_responses(404),
-        200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+        200: {"model": CustomerExport, "description": "The document, streamed"},
     },
     response_class=StreamingResponse,
     operation_id="customers_export",

@@ -8,12 +8,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from app.core.schema_names import RESPONSE_MODEL_CONFIG, SchemaName
 from app.subscriptions.schemas import MAX_DECISIONS_PER_REQUEST, SubscriptionDecision
 
-Gender = Literal["female", "male", "unknown"]
-OnConflict = Literal["reject", "merge", "reassign"]
-IdentifyResultKind = Literal["created", "updated", "merged", "reassigned", "unchanged"]
-CustomerStatus = Literal["active", "merged", "erased"]
+Gender = Annotated[Literal["female", "male", "unknown"], SchemaName("Gender")]
+OnConflict = Annotated[Literal["reject", "merge", "reassign"], SchemaName("OnConflict")]
+IdentifyResultKind = Annotated[
+    Literal["created", "updated", "merged", "reassigned", "unchanged"], SchemaName("IdentifyResult")
+]
+CustomerStatus = Annotated[Literal["active", "merged", "erased"], SchemaName("CustomerStatus")]
 
 MAX_DISCOUNT_CARDS = 50
 MAX_EXTERNAL_IDS = 20
@@ -203,6 +206,8 @@ class AuthTokenRead(BaseModel):
 
 
 class CustomerRead(BaseModel):
+    model_config = RESPONSE_MODEL_CONFIG
+
     id: uuid.UUID
     status: CustomerStatus
     version: int = Field(description="Increases with every change; send it as `If-Match`.")
@@ -223,6 +228,8 @@ class IgnoredIdentifier(BaseModel):
 
 
 class IdentifyResponse(BaseModel):
+    model_config = RESPONSE_MODEL_CONFIG
+
     dry_run: bool = Field(default=False, description="True: a preview; nothing was written.")
     result: IdentifyResultKind
     matched_by: list[str] = Field(description="Identifier kinds that matched existing customers.")
@@ -301,6 +308,8 @@ class CustomerMergeRequest(BaseModel):
 
 
 class MergedIdentifierRead(BaseModel):
+    model_config = RESPONSE_MODEL_CONFIG
+
     kind: str
     value: str
     from_customer: uuid.UUID
@@ -346,23 +355,36 @@ class CustomerErasedRead(BaseModel):
 
 
 # The dossier's sections (app/customers/dossier.py; a test keeps the two lists equal).
-SectionName = Literal[
-    "identifiers",
-    "identifier_history",
-    "changelog",
-    "merges",
-    "devices",
-    "auth_token",
-    "subscriptions",
-    "subscription_history",
-    "actions",
-    "point_balances",
-    "point_transactions",
-    "promo_codes",
-    "prizes",
-    "segments",
-    "segment_history",
+SectionName = Annotated[
+    Literal[
+        "identifiers",
+        "identifier_history",
+        "changelog",
+        "merges",
+        "devices",
+        "auth_token",
+        "subscriptions",
+        "subscription_history",
+        "actions",
+        "point_balances",
+        "point_transactions",
+        "promo_codes",
+        "prizes",
+        "segments",
+        "segment_history",
+    ],
+    SchemaName("ProfileSection"),
 ]
+
+
+class CustomerExport(BaseModel):
+    """The right-of-access document (`GET /v1/customers/{id}/export`), streamed."""
+
+    customer: CustomerRead
+    exported_at: datetime
+    sections: dict[str, list[dict[str, Any]]] = Field(
+        description="Every section of the profile, in full, history included."
+    )
 
 
 class ProfileSectionRead(BaseModel):

@@ -12,12 +12,13 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import JsonValue
 
 from app.core.errors import FieldError, InvalidInput
 from app.core.pagination import decode_cursor
+from app.core.schema_names import SchemaName, literal_values
 from app.customers.inputs import raise_if_invalid
 from app.fields.values import (
     MAX_DECIMAL_FRACTION_DIGITS,
@@ -40,7 +41,10 @@ from app.subscriptions.schemas import Channel, Status
 if TYPE_CHECKING:  # views reads through the repository, which takes this module's types
     from app.customers.views import CustomerView
 
-CustomerSort = Literal["id", "-id", "updated_at", "-updated_at", "last_name", "-last_name"]
+CustomerSort = Annotated[
+    Literal["id", "-id", "updated_at", "-updated_at", "last_name", "-last_name"],
+    SchemaName("CustomerSort"),
+]
 # `custom` and `subscription` may repeat; each is one more condition of the statement.
 MAX_REPEATED_FILTERS = 10
 SEARCHABLE_KINDS = (
@@ -50,8 +54,8 @@ SEARCHABLE_KINDS = (
     kinds.APP_INSTALLATION,
     kinds.PUSH_TOKEN,
 )
-CHANNELS: tuple[str, ...] = get_args(Channel)
-STATUSES: tuple[str, ...] = get_args(Status)
+CHANNELS = literal_values(Channel)
+STATUSES = literal_values(Status)
 # E.164: "+" and at most 15 digits. Separators are dropped, as phone normalisation does.
 _PHONE_PREFIX = re.compile(r"\+?[0-9]{1,15}")
 _PHONE_SEPARATORS = re.compile(r"[\s().\-/]")

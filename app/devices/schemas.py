@@ -8,9 +8,11 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-DeviceKind = Literal["mobile_app", "web_push"]
-Platform = Literal["ios", "android", "huawei", "web"]
-PushProvider = Literal["apns", "fcm", "hms", "webpush"]
+from app.core.schema_names import SchemaName
+
+DeviceKind = Annotated[Literal["mobile_app", "web_push"], SchemaName("DeviceKind")]
+Platform = Annotated[Literal["ios", "android", "huawei", "web"], SchemaName("Platform")]
+PushProvider = Annotated[Literal["apns", "fcm", "hms", "webpush"], SchemaName("PushProvider")]
 
 INSTALLATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 # Provider tokens: APNs hex, FCM/HMS base64url-ish with ':' and '-'. No spaces, no URLs.

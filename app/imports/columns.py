@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.core.schema_names import literal_values
 from app.customers.inputs import PROFILE_FIELDS
 from app.fields.values import FieldDefinitions, FieldType, unique_id_keys
 from app.subscriptions.schemas import Channel
@@ -21,7 +22,7 @@ EXTERNAL_PREFIX = "external."
 CUSTOM_PREFIX = "custom."
 SUBSCRIPTION_PREFIX = "subscription."
 
-_CHANNELS: frozenset[str] = frozenset(Channel.__args__)  # type: ignore[attr-defined]
+_CHANNELS: frozenset[str] = frozenset(literal_values(Channel))
 _TOPIC = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 
 

@@ -6,11 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.core.schema_names import SchemaName
 from app.customers.schemas import OnConflict
 from app.projects.schemas import PhoneRegion
 
-ImportStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-SourceKind = Literal["upload", "ftp", "cli"]
+ImportStatus = Annotated[
+    Literal["queued", "running", "succeeded", "failed", "cancelled"], SchemaName("ImportStatus")
+]
+SourceKind = Annotated[Literal["upload", "ftp", "cli"], SchemaName("ImportSourceKind")]
 Encoding = Literal["utf-8", "utf-16", "latin-1", "cp1252"]
 
 _MAPPING_DESCRIPTION = (

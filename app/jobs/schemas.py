@@ -2,11 +2,13 @@
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JobStatus = Literal["queued", "running", "succeeded", "failed"]
+from app.core.schema_names import SchemaName
+
+JobStatus = Annotated[Literal["queued", "running", "succeeded", "failed"], SchemaName("JobStatus")]
 
 
 class JobRead(BaseModel):

@@ -7,8 +7,13 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from app.core.schema_names import SchemaName
+
 AccountCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$", examples=["bonus"])]
-TransactionType = Literal["accrual", "redemption", "expiry", "adjustment", "reversal"]
+TransactionType = Annotated[
+    Literal["accrual", "redemption", "expiry", "adjustment", "reversal"],
+    SchemaName("TransactionType"),
+]
 # Largest amount one transaction may move: far above any real balance, far below overflow.
 MAX_AMOUNT = Decimal("1000000000000")
 

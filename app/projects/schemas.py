@@ -7,7 +7,9 @@ from typing import Annotated, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.core.auth import Scope
+from app.core.schema_names import SchemaName
 from app.identity.normalize import supported_phone_region
+from app.subscriptions.schemas import Channel
 
 ProjectName = Annotated[
     str,
@@ -57,9 +59,11 @@ class ProjectCreate(BaseModel):
     default_phone_region: PhoneRegion | None = None
 
 
-KeyKind = Literal["secret", "publishable"]
-Channel = Literal["email", "sms", "mobile_push", "web_push", "messenger"]
-PriorityGroup = Literal["customer_id", "external", "discount_card", "phone", "email", "device"]
+KeyKind = Annotated[Literal["secret", "publishable"], SchemaName("KeyKind")]
+PriorityGroup = Annotated[
+    Literal["customer_id", "external", "discount_card", "phone", "email", "device"],
+    SchemaName("PriorityGroup"),
+]
 
 
 def _distinct(items: list[str] | None) -> list[str] | None:

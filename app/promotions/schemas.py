@@ -15,10 +15,14 @@ from pydantic import (
     field_validator,
 )
 
+from app.core.schema_names import RESPONSE_MODEL_CONFIG, SchemaName
+
 POOL_KEY_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
 PoolKey = Annotated[str, Field(pattern=POOL_KEY_PATTERN, examples=["black-friday-2026"])]
-CodeStatus = Literal["available", "issued", "redeemed", "void"]
-PrizeStatus = Literal["issued", "claimed"]
+CodeStatus = Annotated[
+    Literal["available", "issued", "redeemed", "void"], SchemaName("PromoCodeStatus")
+]
+PrizeStatus = Annotated[Literal["issued", "claimed"], SchemaName("PrizeStatus")]
 # One upload: as JSON while it fits the request body limit, else as a file (…/codes/file).
 MAX_CODES_PER_UPLOAD = 100_000
 # Invalid entries are all counted, but only this many listed in the answer.
@@ -117,6 +121,8 @@ class CodeFileUpload(BaseModel):
 
 
 class InvalidCode(BaseModel):
+    model_config = RESPONSE_MODEL_CONFIG
+
     index: int | None = Field(default=None, description="Position in `codes` (JSON uploads).")
     line: int | None = Field(default=None, description="Line number, from 1 (file uploads).")
     message: str

@@ -6,8 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.schema_names import SchemaName
 from app.customers.schemas import IdentifiersIn
 from app.segments.rule_schema import RULE_REFERENCE
+
+SegmentationKind = Annotated[Literal["manual", "rule"], SchemaName("SegmentationKind")]
 
 SegmentKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$", examples=["champions"])]
 MAX_SEGMENTS = 50
@@ -56,7 +59,7 @@ class SegmentationCreate(BaseModel):
 
     key: SegmentKey
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    kind: Literal["manual", "rule"]
+    kind: SegmentationKind
     recalculate_every_minutes: int | None = Field(default=None, gt=0, le=525_600)
     segments: list[SegmentIn] = Field(
         min_length=1,
@@ -88,7 +91,7 @@ class SegmentationRead(BaseModel):
     id: uuid.UUID
     key: str
     name: str
-    kind: Literal["manual", "rule"]
+    kind: SegmentationKind
     recalculate_every_minutes: int | None
     last_recalculated_at: datetime | None
     segments: list[SegmentRead]

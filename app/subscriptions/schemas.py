@@ -6,8 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Channel = Literal["email", "sms", "mobile_push", "web_push", "messenger"]
-Status = Literal["subscribed", "unsubscribed", "pending"]
+from app.core.schema_names import SchemaName
+
+Channel = Annotated[
+    Literal["email", "sms", "mobile_push", "web_push", "messenger"], SchemaName("Channel")
+]
+Status = Annotated[
+    Literal["subscribed", "unsubscribed", "pending"], SchemaName("SubscriptionStatus")
+]
 TopicKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$", examples=["newsletter"])]
 MAX_DECISIONS_PER_REQUEST = 100
 

@@ -4,12 +4,13 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, get_args
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import event
 
+from app.core.schema_names import literal_values
 from app.customers.dossier import SECTION_NAMES
 from app.customers.schemas import SectionName
 from tests.customers.test_erase import EMAIL, _customer_with_data_everywhere
@@ -33,7 +34,7 @@ def _statements(app: FastAPI) -> Iterator[list[str]]:
 
 
 def test_the_section_names_are_the_dossier_s() -> None:
-    assert get_args(SectionName) == SECTION_NAMES
+    assert literal_values(SectionName) == SECTION_NAMES
 
 
 async def test_the_profile_shows_every_section_with_links(

@@ -8,6 +8,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from app.main import create_app
+from app.segments import rules
 from app.settings import Settings
 from tests.segments.test_segments import RULES
 
@@ -45,3 +46,10 @@ def test_every_rule_of_the_language_table_fits_the_schema() -> None:
 )
 def test_malformed_rules_do_not_fit_the_schema(rule: dict[str, Any]) -> None:
     assert not _validator().is_valid(rule)
+
+
+def test_the_api_enums_a_rule_refers_to_hold_the_compiler_s_values() -> None:
+    schemas = create_app(Settings(log_level="WARNING")).openapi()["components"]["schemas"]
+    assert schemas["Channel"]["enum"] == list(rules.CHANNELS)
+    assert schemas["SubscriptionStatus"]["enum"] == list(rules.STATUSES)
+    assert set(schemas["DeviceKind"]["enum"]) == {"mobile_app", "web_push"}
