@@ -1,0 +1,211 @@
+"""The database connection lost in the middle of a request: a 503 problem with Retry-After,
+never a 500, never half a use case, and the next request served without a restart."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import _asyncpg_dsn
+from tests.factories import ProjectWithKey, identify
+from tests.faults.proxy import COMMIT_MESSAGE, Cut
+from tests.faults.support import assert_unavailable, footprint, proxied_app
+
+NEW_CUSTOMER: dict[str, Any] = {
+    "identifiers": {
+        "email": "cut@example.com",
+        "phone": "+4915100000001",
+        "discount_cards": ["CUT-1", "CUT-2"],
+    },
+    "profile": {"first_name": "Cut"},
+}
+
+
+def _action(email: str, order_id: str) -> dict[str, Any]:
+    return {
+        "customer": {"email": email},
+        "type": "order.placed",
+        "occurred_at": "2026-11-01T10:00:00Z",
+        "payload": {"order_id": order_id},
+    }
+
+
+async def _declare_order_type(http: httpx.AsyncClient, owner: ProjectWithKey) -> None:
+    schema = {"type": "object", "properties": {"order_id": {"type": "string"}}}
+    declared = await http.post(
+        "/v1/action-types",
+        headers=owner.admin_headers,
+        json={"key": "order.placed", "payload_schema": schema},
+    )
+    assert declared.status_code == 201, declared.text
+
+
+async def test_a_connection_cut_mid_transaction_is_a_503_that_applied_nothing(
+    database_url: str,
+) -> None:
+    async with proxied_app(database_url) as faulty:
+        before = await footprint(database_url, faulty.owner.project.id)
+        # Identify writes the customer, then its identifiers, then the changelog: cut at
+        # the changelog, when the first two are written but not committed.
+        cut = faulty.proxy.trip(b"profile_changelog", cut=Cut.BEFORE)
+        response = await identify(faulty.http, faulty.owner, NEW_CUSTOMER)
+        assert cut.is_set()
+        detail = assert_unavailable(response)
+        assert "rolled back" in detail
+        assert await footprint(database_url, faulty.owner.project.id) == before
+
+        # The same app, not restarted, serves the retry: all of it, once.
+        retried = await identify(faulty.http, faulty.owner, NEW_CUSTOMER)
+        assert retried.status_code == 201, retried.text
+        assert retried.json()["result"] == "created"
+        after = await footprint(database_url, faulty.owner.project.id)
+        assert after["customers"] == 1
+        assert after["customer_identifiers"] == 4
+        assert after["profile_changelog"] > 0
+
+
+async def test_a_connection_lost_during_commit_is_a_503_and_a_retry_applies_nothing_twice(
+    database_url: str,
+) -> None:
+    async with proxied_app(database_url) as faulty:
+        http, owner = faulty.http, faulty.owner
+        await _declare_order_type(http, owner)
+        # The COMMIT reaches the server, its answer never reaches the service.
+        committed = faulty.proxy.trip(COMMIT_MESSAGE, cut=Cut.AFTER_REPLY)
+        response = await identify(http, owner, NEW_CUSTOMER)
+        assert committed.is_set()
+        assert "may or may not have been applied" in assert_unavailable(response)
+        applied = await footprint(database_url, owner.project.id)
+        assert applied["customers"] == 1
+        assert applied["customer_identifiers"] == 4
+        # identify is its own idempotency key: the retry finds the customer whole.
+        retried = await identify(http, owner, NEW_CUSTOMER)
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["result"] == "unchanged"
+        assert await footprint(database_url, owner.project.id) == applied
+
+        # An action without a key: the service reports the loss and does not run the
+        # insert again by itself (that would store it twice).
+        faulty.proxy.trip(COMMIT_MESSAGE, cut=Cut.AFTER_REPLY)
+        lost = await http.post(
+            "/v1/actions", headers=owner.admin_headers, json=_action("cut@example.com", "A-1")
+        )
+        assert_unavailable(lost)
+        assert (await footprint(database_url, owner.project.id))["actions"] == 1
+
+        # With an Idempotency-Key the client's retry replays the answer it never got.
+        faulty.proxy.trip(COMMIT_MESSAGE, cut=Cut.AFTER_REPLY)
+        keyed = owner.admin_headers | {"Idempotency-Key": "order-A-2"}
+        body = _action("cut@example.com", "A-2")
+        assert_unavailable(await http.post("/v1/actions", headers=keyed, json=body))
+        replayed = await http.post("/v1/actions", headers=keyed, json=body)
+        assert replayed.status_code == 201, replayed.text
+        again = await http.post("/v1/actions", headers=keyed, json=body)
+        assert again.content == replayed.content
+        assert (await footprint(database_url, owner.project.id))["actions"] == 2
+
+
+async def test_while_the_database_refuses_connections_requests_are_503_then_served_again(
+    database_url: str,
+) -> None:
+    async with proxied_app(database_url) as faulty:
+        http, owner = faulty.http, faulty.owner
+        first = await identify(http, owner, {"identifiers": {"email": "a@example.com"}})
+        assert first.status_code == 201, first.text
+
+        faulty.proxy.refuse(True)
+        assert faulty.proxy.drop_all() >= 1
+        # The pooled connection is found dead, then no new one can be opened.
+        for email in ("b@example.com", "c@example.com"):
+            assert_unavailable(await identify(http, owner, {"identifiers": {"email": email}}))
+        assert_unavailable(await http.get("/readyz"))
+        assert (await http.get("/healthz")).status_code == 200
+
+        faulty.proxy.refuse(False)
+        back = await identify(http, owner, {"identifiers": {"email": "b@example.com"}})
+        assert back.status_code == 201, back.text
+        assert (await footprint(database_url, owner.project.id))["customers"] == 2
+
+
+async def test_a_database_that_does_not_answer_is_a_503_within_the_connect_timeout(
+    database_url: str,
+) -> None:
+    async with proxied_app(database_url, db_connect_timeout_seconds=0.5) as faulty:
+        faulty.proxy.stall(True)
+        faulty.proxy.drop_all()
+        started = asyncio.get_running_loop().time()
+        response = await identify(faulty.http, faulty.owner, {"identifiers": {"email": "s@x.io"}})
+        elapsed = asyncio.get_running_loop().time() - started
+        assert_unavailable(response)
+        assert elapsed < 5
+        faulty.proxy.stall(False)
+        back = await identify(faulty.http, faulty.owner, {"identifiers": {"email": "s@x.io"}})
+        assert back.status_code == 201, back.text
+
+
+@pytest.fixture
+async def holder(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own, outside the service's pool."""
+    connection = await asyncpg.connect(_asyncpg_dsn(database_url))
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def _waiting_backend(connection: asyncpg.Connection) -> int:
+    """The service's backend that waits for a lock: the request is mid-transaction."""
+    for _ in range(500):
+        pid = await connection.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'cdp' AND wait_event_type = 'Lock'"
+        )
+        if pid is not None:
+            return int(pid)
+        await asyncio.sleep(0.01)
+    raise AssertionError("the request never waited for the lock")
+
+
+async def test_a_backend_terminated_mid_request_is_a_503_and_its_key_is_free_again(
+    database_url: str,
+    client: httpx.AsyncClient,
+    project: ProjectWithKey,
+    holder: asyncpg.Connection,
+) -> None:
+    created = await identify(client, project, {"identifiers": {"email": "held@example.com"}})
+    customer_id = created.json()["customer"]["id"]
+    account = {"code": "bonus", "name": "Bonus", "precision": 0}
+    assert (
+        await client.post("/v1/point-accounts", headers=project.admin_headers, json=account)
+    ).status_code == 201
+    before = await footprint(database_url, project.project.id)
+    headers = project.admin_headers | {"Idempotency-Key": "accrual-1"}
+    body = {"account": "bonus", "type": "accrual", "amount": 10}
+    url = f"/v1/customers/{customer_id}/points/transactions"
+
+    # Another transaction (a slow merge, say) holds the customer's row. The request claims
+    # its key, then waits for that row: its backend is ended there, mid-transaction.
+    held = holder.transaction()
+    await held.start()
+    await holder.execute("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE", uuid.UUID(customer_id))
+    request = asyncio.create_task(client.post(url, headers=headers, json=body))
+    terminated = await holder.fetchval(
+        "SELECT pg_terminate_backend($1)", await _waiting_backend(holder)
+    )
+    assert terminated
+    response = await request
+    assert "rolled back" in assert_unavailable(response)
+    # The key's claim went with the transaction: the retry is not taken for another request.
+    await held.rollback()  # the merge is done: the row is free
+    assert await footprint(database_url, project.project.id) == before
+    ledger = "SELECT count(*) FROM point_transactions WHERE customer_id = $1"
+    assert await holder.fetchval(ledger, uuid.UUID(customer_id)) == 0
+
+    retried = await client.post(url, headers=headers, json=body)
+    assert retried.status_code == 201, retried.text
+    assert (await client.post(url, headers=headers, json=body)).content == retried.content
+    assert await holder.fetchval(ledger, uuid.UUID(customer_id)) == 1
