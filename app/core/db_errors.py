@@ -87,6 +87,13 @@ def unavailable_error(error: BaseException) -> DatabaseUnavailable | None:
     return None
 
 
+def brief(error: BaseException) -> str:
+    """The error's type and first line, for a log line: an outage is not a bug, and its
+    trace (and the SQL parameters SQLAlchemy appends) would only fill the log."""
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
 def _chain(error: BaseException) -> list[BaseException]:
     """The error and what it wraps: SQLAlchemy's error, the adapter's, asyncpg's."""
     found: list[BaseException] = []

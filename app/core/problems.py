@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.core.db_errors import DatabaseUnreachable, unavailable_error
+from app.core.db_errors import DatabaseUnreachable, brief, unavailable_error
 from app.core.errors import (
     PROBLEM_TYPE_PREFIX,
     DomainError,
@@ -162,12 +162,8 @@ async def _on_database_error(request: Request, exc: Exception) -> Response:
     unavailable = unavailable_error(exc)
     if unavailable is None:
         raise exc
-    # Expected while the database is away, and the log must not fill with traces then; the
-    # error's type and first line are enough to tell a restart from a network cut.
-    logger.warning(
-        "database unavailable",
-        extra={"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"},
-    )
+    # The error's type and first line tell a restart from a network cut.
+    logger.warning("database unavailable", extra={"error": brief(exc)})
     return domain_error_response(unavailable, request.url.path)
 
 

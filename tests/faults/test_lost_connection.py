@@ -2,18 +2,28 @@
 never a 500, never half a use case, and the next request served without a restart."""
 
 import asyncio
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import text
 
+from app.core.clock import SystemClock
+from app.core.db import UnitOfWork
+from app.jobs import service as jobs_service
+from app.jobs.models import Job
+from app.jobs.service import ProgressReporter
+from app.jobs.worker import work_forever
 from tests.conftest import _asyncpg_dsn
+from tests.core.test_problems import assert_problem
 from tests.factories import ProjectWithKey, identify
 from tests.faults.proxy import COMMIT_MESSAGE, Cut
 from tests.faults.support import assert_unavailable, footprint, proxied_app
+from tests.helpers import app_running, asgi_client
 
 NEW_CUSTOMER: dict[str, Any] = {
     "identifiers": {
@@ -209,3 +219,78 @@ async def test_a_backend_terminated_mid_request_is_a_503_and_its_key_is_free_aga
     assert retried.status_code == 201, retried.text
     assert (await client.post(url, headers=headers, json=body)).content == retried.content
     assert await holder.fetchval(ledger, uuid.UUID(customer_id)) == 1
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never happened")
+
+
+async def test_the_job_worker_outlives_an_outage_and_then_runs_what_waited(
+    database_url: str, uow: UnitOfWork
+) -> None:
+    ran: list[uuid.UUID] = []
+
+    async def noop(_uow: UnitOfWork, job: Job, _progress: ProgressReporter) -> dict[str, Any]:
+        ran.append(job.id)
+        return {}
+
+    logged = _Records()
+    logger = logging.getLogger("app.jobs.worker")
+    logger.addHandler(logged)
+    async with proxied_app(database_url) as faulty:
+        faulty.proxy.refuse(True)
+        faulty.proxy.drop_all()
+        worker = asyncio.create_task(
+            work_forever(
+                faulty.app.state.database,
+                SystemClock(),
+                worker_id="faults",
+                handlers={"faults.noop": noop},
+                poll_seconds=0.05,
+            )
+        )
+        try:
+            await _until(lambda: len(logged.records) >= 2)
+            async with uow:
+                job = await jobs_service.enqueue(
+                    uow.session, project_id=faulty.owner.project.id, kind="faults.noop", payload={}
+                )
+            faulty.proxy.refuse(False)
+            await _until(lambda: bool(ran))
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+            logger.removeHandler(logged)
+    assert ran == [job.id]
+    # An outage is not a bug: a warning per round, no stack trace.
+    assert {r.getMessage() for r in logged.records} == {
+        "job worker round skipped: database unavailable"
+    }
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in logged.records)
+
+
+async def test_a_database_error_that_is_not_an_outage_is_still_a_500(database_url: str) -> None:
+    async with app_running(database_url) as app:
+
+        @app.get("/test/bad-sql")
+        async def bad_sql() -> None:
+            async with UnitOfWork(app.state.database.sessions) as uow:
+                await uow.session.execute(text("SELECT * FROM no_such_table"))
+
+        async with asgi_client(app) as http:
+            response = await http.get("/test/bad-sql")
+    assert_problem(response, 500)
+    assert "retry-after" not in response.headers
