@@ -14,7 +14,8 @@ the scenario of tests/faults/test_restart.py, repeated.
 
 Per round: requests and their statuses, requests in flight when the stop began and how
 many of them got a 503, the outage (stop began to server accepting again), recovery (the
-server accepting again to the first request served that was sent after it), requests
+server accepting again to the first request served that was sent after it; next to it,
+how long a bare asyncpg connection and `SELECT 1` took at that moment), requests
 resent, 503s whose change had committed after all, and the data checks (customers
 missing, duplicated or half applied; actions missing or duplicated; 2xx answers not in
 the database), which must all be 0. Then medians. Exit status 1 if any check failed.
@@ -63,6 +64,7 @@ async def _round(
                 outage=args.outage,
                 settle=1.0,
                 tag=f"r{number}",
+                database_url=server.url,
             )
     figures = run.figures()
     faults = integrity(run, await kept(server.url, owner))
@@ -92,6 +94,7 @@ async def _main(args: argparse.Namespace) -> int:
         "clients": args.clients,
         "median_recovery_s": median(recoveries) if recoveries else None,
         "max_recovery_s": max(recoveries) if recoveries else None,
+        "median_raw_reconnect_s": median([r["raw_reconnect_s"] for r in rounds]),
         "median_outage_s": median([r["outage_s"] for r in rounds]),
         "median_503": median([r["statuses"].get(503, 0) for r in rounds]),
         "median_in_flight_at_stop": median([r["in_flight_at_stop"] for r in rounds]),

@@ -60,6 +60,8 @@ class RestartRun:
     stop_began: float
     start_done: float
     in_flight_at_stop: list[Attempt]
+    # The baseline: a new asyncpg connection and `SELECT 1`, sent as the server came back.
+    raw_reconnect: float | None = None
 
     def figures(self) -> dict[str, Any]:
         first_served = min(
@@ -77,6 +79,9 @@ class RestartRun:
             "outage_s": round(self.start_done - self.stop_began, 3),
             "recovery_s": (
                 None if first_served is None else round(first_served - self.start_done, 3)
+            ),
+            "raw_reconnect_s": (
+                None if self.raw_reconnect is None else round(self.raw_reconnect, 3)
             ),
             "requests_resent": sum(1 for a in self.attempts if a.retry_of > 0),
             # A 503 whose change had committed after all (the connection was lost during
@@ -157,6 +162,7 @@ async def restart_under_load(
     outage: float = 0.5,
     settle: float = 0.5,
     tag: str = "r",
+    database_url: str | None = None,
 ) -> RestartRun:
     """Load for `warmup` seconds, stop the server, wait `outage`, start it, load `settle`
     seconds more after the first request served again (at most 15 s), stop the load."""
@@ -199,6 +205,7 @@ async def restart_under_load(
         await asyncio.sleep(outage)
         await start()
         restarted_at = start_done = time.monotonic()
+        raw_reconnect = await _raw_reconnect(database_url) if database_url else None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(served_again.wait(), timeout=15)
         await asyncio.sleep(settle)
@@ -206,8 +213,24 @@ async def restart_under_load(
         done.set()
         await asyncio.gather(*loops)
     return RestartRun(
-        attempts=attempts, stop_began=stop_began, start_done=start_done, in_flight_at_stop=in_flight
+        attempts=attempts,
+        stop_began=stop_began,
+        start_done=start_done,
+        in_flight_at_stop=in_flight,
+        raw_reconnect=raw_reconnect,
     )
+
+
+async def _raw_reconnect(database_url: str) -> float:
+    """How long a bare driver connection takes to answer once the server is back: the
+    floor under the service's recovery (measured alongside the clients, on the same CPU)."""
+    started = time.monotonic()
+    connection = await asyncpg.connect(_asyncpg_dsn(database_url))
+    try:
+        await connection.fetchval("SELECT 1")
+    finally:
+        await connection.close()
+    return time.monotonic() - started
 
 
 @dataclass(frozen=True)
