@@ -20,7 +20,7 @@ from app.jobs.service import ProgressReporter
 from app.jobs.worker import work_forever
 from tests.conftest import _asyncpg_dsn
 from tests.core.test_problems import assert_problem
-from tests.factories import ProjectWithKey, identify
+from tests.factories import ProjectWithKey, identify, make_project
 from tests.faults.proxy import COMMIT_MESSAGE, Cut
 from tests.faults.support import assert_unavailable, footprint, proxied_app
 from tests.helpers import app_running, asgi_client
@@ -219,6 +219,39 @@ async def test_a_backend_terminated_mid_request_is_a_503_and_its_key_is_free_aga
     assert retried.status_code == 201, retried.text
     assert (await client.post(url, headers=headers, json=body)).content == retried.content
     assert await holder.fetchval(ledger, uuid.UUID(customer_id)) == 1
+
+
+async def test_no_free_connection_within_the_pool_timeout_is_a_503(
+    database_url: str, holder: asyncpg.Connection
+) -> None:
+    async with app_running(
+        database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=0.2
+    ) as app:
+        owner = await make_project(UnitOfWork(app.state.database.sessions), name="busy")
+        async with asgi_client(app) as http:
+            created = await identify(http, owner, {"identifiers": {"email": "busy@x.io"}})
+            customer_id = created.json()["customer"]["id"]
+            held = holder.transaction()
+            await held.start()
+            await holder.execute(
+                "SELECT 1 FROM customers WHERE id = $1 FOR UPDATE", uuid.UUID(customer_id)
+            )
+            # The pool's only connection waits, inside a request, for the locked row.
+            patch = asyncio.create_task(
+                http.patch(
+                    f"/v1/customers/{customer_id}",
+                    headers=owner.admin_headers,
+                    json={"profile": {"first_name": "Slow"}},
+                )
+            )
+            await _waiting_backend(holder)
+            busy = await http.get(f"/v1/customers/{customer_id}", headers=owner.admin_headers)
+            await held.rollback()
+            assert (await patch).status_code == 200
+            served = await http.get(f"/v1/customers/{customer_id}", headers=owner.admin_headers)
+    assert "busy" in assert_unavailable(busy)
+    assert served.status_code == 200
+    assert served.json()["profile"]["first_name"] == "Slow"
 
 
 class _Records(logging.Handler):
