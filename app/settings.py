@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_connect_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest wait for a new database connection to open."
+    )
     db_statement_timeout_ms: int = Field(
         default=30_000, ge=0, description="Per-statement limit; 0 disables it."
     )

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self, TypeVar, cast
 
-from sqlalchemy import MetaData, Select, Table, make_url, select
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import MetaData, Select, Table, event, make_url, select
+from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from app.core.constraints import domain_error_for_constraint
+from app.core.db_errors import CommitUnconfirmed, DatabaseUnreachable, is_connection_lost
 from app.settings import Settings
 
 # Constraint names are part of the contract: errors are translated by name (core/constraints.py).
@@ -121,10 +122,34 @@ def create_database(url: URL, settings: Settings, *, as_owner: bool = False) -> 
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
+        # No ping per checkout (a round trip on every request): a connection found dead is
+        # reported by the statement that meets it, and SQLAlchemy then drops every pooled
+        # connection older than it, so one request per outage pays, not one per connection.
         pool_pre_ping=False,
-        connect_args={"server_settings": server_settings},
+        connect_args={
+            "server_settings": server_settings,
+            # A server that does not answer (a network cut) fails the request within this,
+            # instead of asyncpg's 60 s.
+            "timeout": settings.db_connect_timeout_seconds,
+        },
     )
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unreachable)
     return Database(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))
+
+
+def _connect_or_unreachable(
+    dialect: Dialect, _record: object, cargs: tuple[object, ...], cparams: dict[str, object]
+) -> object:
+    """Open a connection as SQLAlchemy would, naming a failure to reach the server.
+
+    A refused, reset or timed-out connect comes out of the driver as a bare OSError or
+    TimeoutError, which SQLAlchemy passes on unwrapped; renamed here, it is told apart
+    from any other OSError a request might meet, and answered with a 503.
+    """
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (OSError, TimeoutError) as error:
+        raise DatabaseUnreachable(f"{type(error).__name__}: {error}") from error
 
 
 class UnitOfWork:
@@ -184,9 +209,9 @@ class UnitOfWork:
         discard, self._discard = self._discard, False
         try:
             if exc is None and not discard:
-                await session.commit()
+                await _commit(session)
             else:
-                await session.rollback()
+                await _rollback(session)
         except IntegrityError as commit_error:
             await session.rollback()
             raise _translated(commit_error) from commit_error
@@ -194,6 +219,27 @@ class UnitOfWork:
             await session.close()
         if isinstance(exc, IntegrityError):
             raise _translated(exc) from exc
+
+
+async def _commit(session: AsyncSession) -> None:
+    """COMMIT; a connection lost meanwhile leaves the outcome unknown, and says so (the
+    server may have committed before the answer was lost: never assume either way)."""
+    try:
+        await session.commit()
+    except DBAPIError as error:
+        if is_connection_lost(error):
+            raise CommitUnconfirmed() from error
+        raise
+
+
+async def _rollback(session: AsyncSession) -> None:
+    """ROLLBACK; on a lost connection there is nothing to do (the server rolls back what a
+    dead connection left), and the error that ended the block is the one to report."""
+    try:
+        await session.rollback()
+    except DBAPIError as error:
+        if not is_connection_lost(error):
+            raise
 
 
 def _translated(error: IntegrityError) -> Exception:

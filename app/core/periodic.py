@@ -4,6 +4,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from app.core.db_errors import brief, unavailable_error
+
 logger = logging.getLogger(__name__)
 
 
@@ -16,8 +18,13 @@ async def every(
         await asyncio.sleep(interval_seconds)
         try:
             done = await action()
-        except Exception:
-            logger.exception("%s failed", name)
+        except Exception as error:
+            if unavailable_error(error) is not None:
+                logger.warning(
+                    "%s skipped: database unavailable", name, extra={"error": brief(error)}
+                )
+            else:
+                logger.exception("%s failed", name)
             continue
         if done:
             logger.info("%s", name, extra={"count": done})

@@ -1,15 +1,20 @@
 """RFC 9457 problem+json responses: the single place where errors become HTTP."""
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.db_errors import DatabaseUnreachable, brief, unavailable_error
 from app.core.errors import (
     PROBLEM_TYPE_PREFIX,
     DomainError,
@@ -23,6 +28,18 @@ from app.core.request_context import current_request_id
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _COMPONENT_REF = "#/components/schemas/{model}"
+
+logger = logging.getLogger(__name__)
+
+# What a lost or unreachable database raises, below the unit of work: SQLAlchemy's errors,
+# asyncpg's own (COPY runs on the driver's connection), a connect that failed.
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    PoolTimeout,
+    DatabaseUnreachable,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
 
 
 class ProblemFieldError(BaseModel):
@@ -145,6 +162,17 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
     return domain_error_response(validation_error_to_domain(exc), request.url.path)
 
 
+async def _on_database_error(request: Request, exc: Exception) -> Response:
+    """A database that is away is a 503 with Retry-After; any other database error is a
+    bug and goes on to the 500 guard."""
+    unavailable = unavailable_error(exc)
+    if unavailable is None:
+        raise exc
+    # The error's type and first line tell a restart from a network cut.
+    logger.warning("database unavailable", extra={"error": brief(exc)})
+    return domain_error_response(unavailable, request.url.path)
+
+
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
     """Errors Starlette raises itself: no route, wrong method."""
     if not isinstance(exc, StarletteHTTPException):
@@ -192,6 +220,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    for error_class in _DATABASE_ERRORS:
+        app.add_exception_handler(error_class, _on_database_error)
     # Unexpected exceptions are answered by RequestContextMiddleware (core/middleware.py),
     # the outermost layer, so that the 500 still carries the request id.
 

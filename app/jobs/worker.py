@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from app.core.clock import Clock
 from app.core.db import Database, UnitOfWork
+from app.core.db_errors import brief, unavailable_error
 from app.jobs.service import AbandonHandler, JobHandler, run_one
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,14 @@ async def work_forever(
                 abandon_handlers=abandon_handlers,
             ):
                 pass
-        except Exception:
+        except Exception as error:
             # A failed round (the database away, say) is retried after the pause; the
             # worker must outlive it.
-            logger.exception("job worker round failed", extra={"worker_id": worker_id})
+            if unavailable_error(error) is not None:
+                logger.warning(
+                    "job worker round skipped: database unavailable",
+                    extra={"worker_id": worker_id, "error": brief(error)},
+                )
+            else:
+                logger.exception("job worker round failed", extra={"worker_id": worker_id})
         await asyncio.sleep(poll_seconds)
