@@ -60,14 +60,20 @@ class InvariantRuntime:
     async def _start(self) -> None:
         # No periodic settling of points: the machine's clock does not move, and a job
         # touching balances between two checks would be noise, not a finding.
+        # Few connections: the database is shared with the rest of the suite.
         self.app = await self._stack.enter_async_context(
-            app_running(self.database_url, loyalty_settle_interval_seconds=0)
+            app_running(
+                self.database_url,
+                loyalty_settle_interval_seconds=0,
+                db_pool_size=4,
+                db_max_overflow=0,
+            )
         )
         self.client = await self._stack.enter_async_context(asgi_client(self.app))
         dsn = make_url(self.database_url).set(drivername="postgresql")
-        # A few connections: a snapshot's queries run side by side.
+        # The checks' own connections: the ownership and balance queries run side by side.
         self.db = await asyncpg.create_pool(
-            dsn.render_as_string(hide_password=False), min_size=4, max_size=4, init=_json_codec
+            dsn.render_as_string(hide_password=False), min_size=2, max_size=2, init=_json_codec
         )
         self._stack.push_async_callback(self.db.close)
 
