@@ -139,7 +139,8 @@ class CustomerMachine(RuleBasedStateMachine):
         self.erased: set[str] = set()  # erased survivors (those merged into them stay merged)
         self.balance: dict[str, Decimal] = {}  # live customer -> available points
         self.last_points: tuple[str, dict[str, Any], str, httpx.Response] | None = None
-        self.failed = False  # the step's request got a problem: it must change nothing
+        # The step must have written nothing: a problem response, a preview, a replay.
+        self.must_write_nothing = False
         self.statuses: dict[str, tuple[str, str | None]] = {}  # at the last check
 
     # -- the model -------------------------------------------------------------------
@@ -170,7 +171,7 @@ class CustomerMachine(RuleBasedStateMachine):
             f"{response.request.method} {response.request.url}: {response.status_code} "
             f"not in {allowed}: {response.text}"
         )
-        self.failed = response.status_code >= 400
+        self.must_write_nothing = response.status_code >= 400
 
     def pick(self, data: st.DataObject) -> str:
         return data.draw(st.sampled_from(self.ids), label="customer")
@@ -222,7 +223,7 @@ class CustomerMachine(RuleBasedStateMachine):
             return
         allowed = (200, 201) if on_conflict == "merge" else (200, 201, 409)
         self.expect(response, *allowed)
-        if self.failed:
+        if self.must_write_nothing:
             return
         answer = response.json()
         customer_id = answer["customer"]["id"]
@@ -244,7 +245,7 @@ class CustomerMachine(RuleBasedStateMachine):
         body = {"identifiers": identifiers, "on_conflict": on_conflict}
         response = self.call("POST", "/v1/customers/identify?dry_run=true", json=body)
         self.expect(response, 200, 201, 409)
-        self.failed = True
+        self.must_write_nothing = True
 
     @precondition(lambda self: self.ids)
     @rule(
@@ -275,7 +276,7 @@ class CustomerMachine(RuleBasedStateMachine):
             self.expect(response, 412)
             return
         self.expect(response, 200, 409, 422)
-        if self.failed:
+        if self.must_write_nothing:
             return
         answer = response.json()
         assert answer["id"] == root, "a PATCH of a merged id changes the survivor"
@@ -311,7 +312,7 @@ class CustomerMachine(RuleBasedStateMachine):
             assert answer["survivor"]["id"] == target
             assert sorted(answer["merged_ids"]) == sorted(sources)
             if dry_run:
-                self.failed = True  # nothing may be written
+                self.must_write_nothing = True  # nothing may be written
             else:
                 for source in sources:
                     self.merge_model(target, source)
@@ -354,7 +355,7 @@ class CustomerMachine(RuleBasedStateMachine):
             return
         # 422: no way to reach the customer on the channel, or subscribed -> pending.
         self.expect(response, 200, 422)
-        if self.failed:
+        if self.must_write_nothing:
             return
         current = {
             s["channel"]: s["status"] for s in self.call("GET", url).json() if s["topic"] is None
@@ -405,7 +406,7 @@ class CustomerMachine(RuleBasedStateMachine):
             return
         assert response.status_code == first.status_code
         assert response.content == first.content
-        self.failed = True  # nothing may be written
+        self.must_write_nothing = True  # nothing may be written
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data())
@@ -429,7 +430,7 @@ class CustomerMachine(RuleBasedStateMachine):
     def invariants_hold(self) -> None:
         after = self.snapshot()
         problems: list[str] = []
-        if self.failed and after.stored() != self.before.stored():
+        if self.must_write_nothing and after.stored() != self.before.stored():
             problems.append("a request that failed (or a preview, or a replay) changed data")
         problems += changelog_problems(self.before, after)
         # Reads by id follow the statuses checked above: read them all again only when a
@@ -444,7 +445,7 @@ class CustomerMachine(RuleBasedStateMachine):
             problems += self.read_problems(customer_id, response)
         self.statuses = statuses
         self.runtime.checks += 1
-        self.before, self.failed = after, False
+        self.before, self.must_write_nothing = after, False
         assert not problems, "\n".join(problems)
 
     async def read_all(
