@@ -5,6 +5,7 @@ server is started in the user's cache folder, as `cdp serve` would with no confi
 """
 
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import httpx
 import platformdirs
 import pytest
 from fastapi import FastAPI
+from hypothesis.configuration import set_hypothesis_home_dir
 from sqlalchemy import make_url
 
 from app.core import migrations
@@ -23,6 +25,10 @@ from tests.factories import ProjectWithKey, make_project
 from tests.helpers import app_running, asgi_client, run_sync, settings_for_tests
 
 EMBEDDED_TEST_DATABASE = "cdp_test"
+
+# Hypothesis (the invariant suite, schemathesis) keeps caches and, on failure, patches in a
+# folder: outside the work tree. Set at import, before Hypothesis touches its storage.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "cdp-tests-hypothesis")
 
 
 def _test_database_url() -> str:

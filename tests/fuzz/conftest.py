@@ -1,17 +1,9 @@
 """The spec fuzzing shares one project across all operations (tables are emptied once, when
 the module ends), and prints what it ran: operations and cases by phase and generation mode."""
 
-import tempfile
-from pathlib import Path
-
 import pytest
-from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.fuzz.tally import TALLY
-
-# Hypothesis keeps caches in ./.hypothesis (the example database is off, see the test):
-# the temp folder keeps the tree clean. Set at import, before Hypothesis touches storage.
-set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "cdp-tests-hypothesis")
 
 
 @pytest.fixture(autouse=True)
