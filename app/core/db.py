@@ -126,6 +126,9 @@ def create_database(url: URL, settings: Settings, *, as_owner: bool = False) -> 
         # reported by the statement that meets it, and SQLAlchemy then drops every pooled
         # connection older than it, so one request per outage pays, not one per connection.
         pool_pre_ping=False,
+        # Errors name the statement, never its values: they are personal data (emails,
+        # phones), and an error's text ends up in the log.
+        hide_parameters=True,
         connect_args={
             "server_settings": server_settings,
             # A server that does not answer (a network cut) fails the request within this,

@@ -26,6 +26,9 @@ RETRY_AFTER_SECONDS = 2
 # exception), the server shutting down or starting (57P01-57P03), no slot left (53300).
 _UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 _UNAVAILABLE_CLASSES = frozenset({"08"})
+# The statement ran past CDP_DB_STATEMENT_TIMEOUT_MS (or was cancelled): the server is
+# overloaded or a lock is held long, not a bug of the request; the transaction is rolled back.
+_TIMED_OUT_STATE = "57014"
 
 
 class DatabaseUnreachable(Exception):
@@ -78,6 +81,11 @@ def unavailable_error(error: BaseException) -> DatabaseUnavailable | None:
     if isinstance(error, PoolTimeout):
         return DatabaseUnavailable(
             "Every database connection is busy (or the database is slow to answer); retry later."
+        )
+    if any(getattr(cause, "sqlstate", None) == _TIMED_OUT_STATE for cause in _chain(error)):
+        return DatabaseUnavailable(
+            "The database did not answer within the statement timeout; the transaction "
+            "was rolled back. Retry later."
         )
     if is_connection_lost(error):
         return DatabaseUnavailable(
