@@ -225,6 +225,22 @@ class PgbenchFigures:
     aborted_clients: int
 
 
+def pgbench_problems(figures: PgbenchFigures, output: str, returncode: int) -> list[str]:
+    """What went wrong in a pgbench run: failed transactions, aborted clients (with the
+    first error line pgbench printed)."""
+    details = []
+    if figures.failed:
+        details.append(f"{figures.failed} failed transactions")
+    if figures.aborted_clients or returncode != 0:
+        first_error = next(
+            (line for line in output.splitlines() if "aborted" in line or "ERROR" in line), ""
+        )
+        details.append(
+            f"{figures.aborted_clients} clients aborted (exit {returncode}): {first_error.strip()}"
+        )
+    return details
+
+
 def parse_pgbench(output: str) -> PgbenchFigures:
     tps = _PG_TPS.search(output)
     processed = _PG_PROCESSED.search(output)
@@ -312,17 +328,7 @@ def run_pgbench(
             f"pgbench exited with code {completed.returncode}:\n" + _tail(output)
         ) from None
     latencies = pgbench_latencies_ms(log_prefix)
-    details = []
-    if figures.failed:
-        details.append(f"{figures.failed} failed transactions")
-    if figures.aborted_clients or completed.returncode != 0:
-        first_error = next(
-            (line for line in output.splitlines() if "aborted" in line or "ERROR" in line), ""
-        )
-        details.append(
-            f"{figures.aborted_clients} clients aborted (exit {completed.returncode}): "
-            f"{first_error.strip()}"
-        )
+    details = pgbench_problems(figures, output, completed.returncode)
     return Measurement(
         side="postgres",
         scenario=scenario.name,

@@ -50,6 +50,7 @@ from bench.measure import (
     Measurement,
     MeasurementError,
     parse_pgbench,
+    pgbench_problems,
     run_wrk,
 )
 from bench.mix import (
@@ -321,17 +322,7 @@ def run_pgbench_mix(
             f"pgbench exited with code {completed.returncode}:\n" + output[-3000:]
         ) from None
     by_script = _pgbench_latencies_by_script(log_prefix)
-    details = []
-    if figures.failed:
-        details.append(f"{figures.failed} failed transactions")
-    if figures.aborted_clients or completed.returncode != 0:
-        first_error = next(
-            (line for line in output.splitlines() if "aborted" in line or "ERROR" in line), ""
-        )
-        details.append(
-            f"{figures.aborted_clients} clients aborted (exit {completed.returncode}): "
-            f"{first_error.strip()}"
-        )
+    details = pgbench_problems(figures, output, completed.returncode)
     every = [v for values in by_script.values() for v in values]
     return PgMix(
         throughput=figures.tps,
