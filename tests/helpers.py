@@ -18,7 +18,11 @@ ResultT = TypeVar("ResultT")
 
 def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
     overrides.setdefault("job_workers", 0)  # tests drive app.jobs.service.run_one themselves
+    # Housekeeping off: tests run it by hand, and a round that fires mid-test would add
+    # statements and rows to whatever that test measures.
     overrides.setdefault("segments_schedule_seconds", 0)
+    overrides.setdefault("loyalty_settle_interval_seconds", 0)
+    overrides.setdefault("import_schedule_seconds", 0)
     return Settings(database_url=database_url, log_level="WARNING", **overrides)
 
 

@@ -19,12 +19,16 @@ from tests.factories import ProjectWithKey, identify
 
 @contextmanager
 def _statements(app: FastAPI) -> Iterator[list[str]]:
-    """The SQL statements the app sends while the block runs."""
+    """The SQL statements the app sends while the block runs, but the API key's bookkeeping.
+
+    The key's last use is written at most once a minute, so whether a request writes it
+    depends on how long the test took, not on what the request does."""
     engine = app.state.database.engine.sync_engine
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
+        if "api_keys" not in statement:
+            seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
     try:
@@ -111,7 +115,7 @@ async def test_the_profile_costs_the_same_number_of_queries_whatever_the_data(
         assert response.status_code == 200
         counts.append(len(seen))
     assert counts[0] == counts[1]
-    assert counts[0] <= 2 + len(SECTION_NAMES)  # key lookup, customer, one per section
+    assert counts[0] == 1 + len(SECTION_NAMES)  # the customer, then one per section
 
 
 async def test_the_export_has_every_section_round_trips_and_is_audited(
