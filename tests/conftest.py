@@ -1,9 +1,13 @@
-"""Test harness: one real PostgreSQL database per run, migrated once, emptied after each test.
+"""Test harness: one real PostgreSQL database per test process, migrated once, emptied after
+each test.
 
 CDP_TEST_DATABASE_URL names the database to use (it is wiped); without it the embedded
 server is started in the user's cache folder, as `cdp serve` would with no configuration.
+Under pytest-xdist each worker gets its own database next to that one, named after the
+worker (`test_gw0`, `test_gw1`, ...), created on first use and wiped like the first.
 """
 
+import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -31,12 +35,41 @@ EMBEDDED_TEST_DATABASE = "cdp_test"
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "cdp-tests-hypothesis")
 
 
-def _test_database_url() -> str:
+# Migrating creates the cluster-wide service role: two workers doing it at once on a fresh
+# cluster would both try to create it. They take this advisory lock (in the shared base
+# database, since advisory locks are per database) around the reset and the migration.
+_MIGRATION_LOCK = 0x0CD9_7E57
+
+
+def _base_database_url() -> str:
     configured = os.environ.get("CDP_TEST_DATABASE_URL")
     if configured:
         return configured
     data_dir = Path(platformdirs.user_cache_dir("cdp", appauthor=False)) / "test-postgres"
     return start_embedded_postgres(data_dir, database=EMBEDDED_TEST_DATABASE)
+
+
+def _worker_database_url(base_url: str) -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return base_url
+    url = make_url(base_url)
+    return url.set(database=f"{url.database}_{worker}").render_as_string(hide_password=False)
+
+
+async def _prepare_database(base_url: str, url: str) -> None:
+    """Create the worker's database if needed, then wipe and migrate it, one worker at a time."""
+    lock = await asyncpg.connect(_asyncpg_dsn(base_url))
+    try:
+        await lock.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        name = make_url(url).database
+        exists = await lock.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await lock.execute(f'CREATE DATABASE "{name}"')
+        await _reset_schema(url)
+        await asyncio.to_thread(migrations.upgrade, url)
+    finally:
+        await lock.close()
 
 
 async def _reset_schema(url: str) -> None:
@@ -56,9 +89,9 @@ def _asyncpg_dsn(url: str) -> str:
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
-    url = _test_database_url()
-    run_sync(_reset_schema(url))
-    migrations.upgrade(url)
+    base_url = _base_database_url()
+    url = _worker_database_url(base_url)
+    run_sync(_prepare_database(base_url, url))
     return url
 
 
