@@ -7,6 +7,7 @@ import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from fastapi.routing import APIRoute
 
 from app import __version__
 from app.activity.router import router as activity_router
+from app.core import idempotency
 from app.core.clock import Clock, SystemClock
 from app.core.db import Database, UnitOfWork, async_database_url, create_database
 from app.core.embedded_postgres import start_embedded_postgres
@@ -85,6 +87,14 @@ def _start_jobs(database: Database, clock: Clock, settings: Settings) -> list[as
             settings.import_schedule_seconds,
             "scheduled imports queued",
             functools.partial(poll_due, storage=Storage.from_settings(settings)),
+        ),
+        (
+            settings.idempotency_purge_interval_seconds,
+            "expired idempotency keys deleted",
+            functools.partial(
+                idempotency.purge_expired,
+                retention=timedelta(hours=settings.idempotency_key_retention_hours),
+            ),
         ),
     )
     for interval, name, action in housekeeping:

@@ -73,6 +73,18 @@ class Settings(BaseSettings):
         description="How often pending points are released and old points expired; 0: never "
         "(run `cdp loyalty expire` instead).",
     )
+    idempotency_key_retention_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="How long an Idempotency-Key is remembered; a retry after that is a new "
+        "request.",
+    )
+    idempotency_purge_interval_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="How often each worker deletes Idempotency-Keys past their retention; 0: "
+        "never.",
+    )
     job_workers: int = Field(
         default=1, ge=0, le=64, description="Job workers per process (run concurrently); 0: none."
     )

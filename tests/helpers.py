@@ -23,6 +23,7 @@ def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
     overrides.setdefault("segments_schedule_seconds", 0)
     overrides.setdefault("loyalty_settle_interval_seconds", 0)
     overrides.setdefault("import_schedule_seconds", 0)
+    overrides.setdefault("idempotency_purge_interval_seconds", 0)
     return Settings(database_url=database_url, log_level="WARNING", **overrides)
 
 

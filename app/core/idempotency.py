@@ -4,13 +4,18 @@ The key is claimed inside the use case's own transaction and the answer stored i
 the effect and its record commit together: exactly once, even across crashes. A second
 request with the same key waits on the unique index until the first commits, then
 replays its answer; the same key with another body is a 409.
+
+Keys are kept for a retention period (`CDP_IDEMPOTENCY_KEY_RETENTION_HOURS`, 24 h by
+default, like the payment APIs clients know): a housekeeping loop deletes older ones, so
+the table holds a day of writes, not every write ever made. A retry is a matter of
+seconds or minutes; after the retention the same key is a new request.
 """
 
 import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -32,7 +37,7 @@ from sqlalchemy.dialects.postgresql import JSON, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base
+from app.core.db import Base, UnitOfWork
 from app.core.errors import Conflict
 from app.core.ids import new_id
 
@@ -49,6 +54,8 @@ class IdempotencyRecord(Base):
             "key",
             unique=True,
         ),
+        # The purge finds expired keys by age without reading the whole table.
+        Index("ix_idempotency_keys_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -150,3 +157,31 @@ async def forget_responses_mentioning(
             or_(*(body.contains(needle, autoescape=True) for needle in needles)),
         )
     )
+
+
+async def purge_expired(
+    uow: UnitOfWork, *, now: datetime, retention: timedelta, batch: int = 5000
+) -> int:
+    """Delete the keys created before `now - retention`; the number deleted.
+
+    In batches, each its own short transaction: a purge of a large backlog never holds
+    many row locks at once or one long transaction against the writes of the API."""
+    cutoff = now - retention
+    purged = 0
+    while True:
+        async with uow:
+            expired = (
+                select(IdempotencyRecord.id)
+                .where(IdempotencyRecord.created_at < cutoff)
+                .limit(batch)
+                .scalar_subquery()
+            )
+            deleted = await uow.session.execute(
+                delete(IdempotencyRecord)
+                .where(IdempotencyRecord.id.in_(expired))
+                .returning(IdempotencyRecord.id)
+            )
+            count = len(deleted.all())
+        purged += count
+        if count < batch:
+            return purged
