@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         description="FTP hosts imports may reach (JSON list; '.example.com' for a domain); "
         "empty: any.",
     )
+    import_ftp_allow_private_addresses: bool = Field(
+        default=False,
+        description="Let FTP imports reach hosts that resolve to loopback, private or "
+        "link-local addresses; otherwise only hosts named in import_ftp_allowed_hosts may.",
+    )
     import_schedule_seconds: float = Field(
         default=60.0,
         ge=0,

@@ -2,11 +2,23 @@
 
 Credentials never reach a log line or an error message: aioftp censors PASS in its own
 debug logs, and every error below names the host, user and path, never the password.
+
+The host is named by whoever holds an imports key, so every connection is an SSRF risk.
+Before connecting, the name is resolved and refused if any address it has is not public
+(loopback, private, link-local such as cloud metadata at 169.254.169.254, shared,
+multicast, reserved), unless private addresses were allowed for this import. The
+control connection then goes to the address that was checked, not to the name again, so
+a second DNS answer cannot swap in another host; data connections go to that same
+address whatever the server's PASV reply names (an FTP server cannot point them
+elsewhere). With TLS, connections go by name, because the certificate names the host;
+the handshake then proves every connection reached that host.
 """
 
 import asyncio
 import fnmatch
+import ipaddress
 import os
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,13 +64,49 @@ def has_secret(ref: str) -> bool:
     return PASSWORD_ENV_PREFIX + ref in os.environ
 
 
+def is_public_address(address: str) -> bool:
+    """Whether an address is on the public internet (an IPv4-mapped IPv6 address counts
+    as the IPv4 address it carries)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+async def _address_to_reach(host: str, port: int, *, allow_private: bool) -> str:
+    """The address to connect to: the host's first, once every one of them is allowed."""
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise FtpProblem(f"cannot resolve {host}: {error}") from None
+    addresses = [str(info[4][0]) for info in found]
+    if not addresses:
+        raise FtpProblem(f"cannot resolve {host}: no address")
+    if not allow_private:
+        for address in addresses:
+            if not is_public_address(address):
+                raise FtpProblem(
+                    f"{host} resolves to {address}, which is not a public address; the "
+                    "service reaches such hosts only when they are named in "
+                    "CDP_IMPORT_FTP_ALLOWED_HOSTS or CDP_IMPORT_FTP_ALLOW_PRIVATE_ADDRESSES "
+                    "is true"
+                )
+    return addresses[0]
+
+
 async def download(
-    source: FtpSource, password: str, destination: Path, *, max_bytes: int, path: str | None = None
+    source: FtpSource,
+    password: str,
+    destination: Path,
+    *,
+    max_bytes: int,
+    allow_private: bool,
+    path: str | None = None,
 ) -> int:
     """Stream the file at `path` (default: the source's) to `destination`; its size in bytes."""
     remote = path or source.path
     written = 0
-    async with _session(source, password) as client:
+    async with _session(source, password, allow_private=allow_private) as client:
         try:
             # Asked first: a refused RETR leaves aioftp's data connection open.
             if not await client.exists(remote) or not await client.is_file(remote):
@@ -78,10 +126,12 @@ async def download(
     return written
 
 
-async def list_new(source: FtpSource, password: str, pattern: str) -> list[RemoteFile]:
+async def list_new(
+    source: FtpSource, password: str, pattern: str, *, allow_private: bool
+) -> list[RemoteFile]:
     """Files (not directories) in the source's directory whose name matches `pattern`."""
     found: list[RemoteFile] = []
-    async with _session(source, password) as client:
+    async with _session(source, password, allow_private=allow_private) as client:
         try:
             for path, info in await client.list(source.path):
                 if info.get("type") != "file" or not fnmatch.fnmatch(path.name, pattern):
@@ -95,9 +145,11 @@ async def list_new(source: FtpSource, password: str, pattern: str) -> list[Remot
     return sorted(found, key=lambda f: f.name)
 
 
-async def move(source: FtpSource, password: str, remote: str, directory: str) -> None:
+async def move(
+    source: FtpSource, password: str, remote: str, directory: str, *, allow_private: bool
+) -> None:
     target = str(PurePosixPath(directory) / PurePosixPath(remote).name)
-    async with _session(source, password) as client:
+    async with _session(source, password, allow_private=allow_private) as client:
         try:
             await client.rename(remote, target)
         except aioftp.StatusCodeError as error:
@@ -105,15 +157,21 @@ async def move(source: FtpSource, password: str, remote: str, directory: str) ->
 
 
 @asynccontextmanager
-async def _session(source: FtpSource, password: str) -> AsyncIterator[aioftp.Client]:
+async def _session(
+    source: FtpSource, password: str, *, allow_private: bool
+) -> AsyncIterator[aioftp.Client]:
     """A logged-in client, closed at the end; failures to get one become FtpProblem."""
+    address = await _address_to_reach(source.host, source.port, allow_private=allow_private)
     client = aioftp.Client(
-        socket_timeout=SOCKET_TIMEOUT_SECONDS, connection_timeout=CONNECT_TIMEOUT_SECONDS
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        connection_timeout=CONNECT_TIMEOUT_SECONDS,
+        trust_server_pasv_ipv4_address=False,
     )
     where = f"{source.host}:{source.port}"
     try:
-        await client.connect(source.host, source.port)
+        await client.connect(address, source.port)
         if source.tls:
+            client.server_host = source.host
             await client.upgrade_to_tls(ssl.create_default_context())
         await client.login(source.username, password)
     except aioftp.StatusCodeError as error:

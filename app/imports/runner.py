@@ -43,6 +43,23 @@ class ImportFailed(Exception):
 
 
 @dataclass(frozen=True)
+class FetchLimits:
+    """What the process that accepted the import allowed its file: how big, and whether
+    its FTP host may resolve to a private address (decided then, carried by the job)."""
+
+    max_bytes: int
+    ftp_allow_private: bool
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> "FetchLimits":
+        # Jobs queued before the address check existed carry no decision: the strict one.
+        return cls(
+            max_bytes=int(payload["max_bytes"]),
+            ftp_allow_private=bool(payload.get("ftp_allow_private", False)),
+        )
+
+
+@dataclass(frozen=True)
 class _Batch:
     records: list[tuple[int, list[str]]]
     # Where the file stands after this batch: the resume point committed with it.
@@ -55,13 +72,13 @@ async def run_import_handler(
 ) -> dict[str, Any]:
     import_id = uuid.UUID(str(job.payload["import_id"]))
     phone_region = str(job.payload["phone_region"])
-    max_bytes = int(job.payload["max_bytes"])
+    limits = FetchLimits.of(job.payload)
     row = await _start(uow, import_id)
     if row is None or row.status in FINISHED:
         await _clean_up(uow, import_id, row)
         return {"import_id": str(import_id), "status": row.status if row else "missing"}
     try:
-        status = await _run(uow, row, phone_region, max_bytes, progress.report)
+        status = await _run(uow, row, phone_region, limits, progress.report)
     except (ImportFailed, ftp.FtpProblem, FileProblem, PlanError) as problem:
         await _finish(uow, row, FAILED, error=str(problem))
         return {"import_id": str(import_id), "status": FAILED}
@@ -72,6 +89,8 @@ async def run_import_handler(
         raise
     if status == SUCCEEDED:
         await _finish(uow, row, SUCCEEDED)
+        if row.schedule_id is not None:
+            await file_done(uow, row, allow_private=limits.ftp_allow_private)
     else:
         await _clean_up(uow, import_id, row)
     return {"import_id": str(import_id), "status": status}
@@ -101,11 +120,11 @@ async def _run(
     uow: UnitOfWork,
     row: Import,
     phone_region: str,
-    max_bytes: int,
+    limits: FetchLimits,
     report: Callable[[dict[str, Any]], Awaitable[None]],
 ) -> str:
     options = ImportOptions.model_validate(row.options)
-    path = await _local_copy(uow, row, max_bytes)
+    path = await _local_copy(uow, row, limits)
     async with uow:
         settings = await projects_service.settings_of(uow.session, row.project_id)
         rules = await load_rules(
@@ -200,7 +219,7 @@ def _actor(row: Import, settings: ProjectSettings) -> Actor:
     )
 
 
-async def _local_copy(uow: UnitOfWork, row: Import, max_bytes: int) -> Path:
+async def _local_copy(uow: UnitOfWork, row: Import, limits: FetchLimits) -> Path:
     """The file to read: the upload, or the FTP file fetched once (a resumed run reuses it)."""
     if row.file_path is None:
         raise ImportFailed("the import has no file")
@@ -215,7 +234,13 @@ async def _local_copy(uow: UnitOfWork, row: Import, max_bytes: int) -> Path:
     source = FtpSource.model_validate(row.source["ftp"])
     password = ftp.password_for(source, row.ftp_secret)
     try:
-        size = await ftp.download(source, password, path, max_bytes=max_bytes)
+        size = await ftp.download(
+            source,
+            password,
+            path,
+            max_bytes=limits.max_bytes,
+            allow_private=limits.ftp_allow_private,
+        )
     except BaseException:
         await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
@@ -235,8 +260,6 @@ async def _finish(uow: UnitOfWork, row: Import, status: str, *, error: str | Non
             locked.finished_at = datetime.now(UTC)
             locked.ftp_secret = None
     await _clean_up(uow, row.id, row)
-    if status == SUCCEEDED and row.schedule_id is not None:
-        await file_done(uow, row)
 
 
 async def _clean_up(uow: UnitOfWork, import_id: uuid.UUID, row: Import | None) -> None:

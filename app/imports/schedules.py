@@ -105,7 +105,12 @@ async def poll(uow: UnitOfWork, schedule_id: uuid.UUID, *, now: datetime, storag
         source = _ftp_source(schedule)
         try:
             password = ftp.password_for(source, schedule.ftp_secret)
-            files = await ftp.list_new(source, password, str(schedule.source["pattern"]))
+            files = await ftp.list_new(
+                source,
+                password,
+                str(schedule.source["pattern"]),
+                allow_private=storage.ftp_host_may_be_private(source.host),
+            )
         except ftp.FtpProblem as problem:
             schedule.last_error = str(problem)
             logger.warning("import schedule poll failed", extra={"schedule_id": str(schedule_id)})
@@ -141,7 +146,7 @@ async def _queue_file(
         ),
         options,
         phone_region=options.default_phone_region or storage.default_phone_region,
-        max_bytes=storage.max_bytes,
+        storage=storage,
     )
     # Unique per (schedule, name, fingerprint): a file is never queued twice.
     await repository.add(
@@ -155,7 +160,7 @@ async def _queue_file(
     )
 
 
-async def file_done(uow: UnitOfWork, row: Import) -> None:
+async def file_done(uow: UnitOfWork, row: Import, *, allow_private: bool) -> None:
     """After a scheduled import succeeded: move its file out of the polled directory."""
     async with uow:
         schedule = (
@@ -173,6 +178,7 @@ async def file_done(uow: UnitOfWork, row: Import) -> None:
                 password,
                 row.source_name,
                 str(schedule.source["done_directory"]),
+                allow_private=allow_private,
             )
         except ftp.FtpProblem as problem:
             schedule.last_error = f"{PurePosixPath(row.source_name).name}: {problem}"

@@ -4,6 +4,7 @@ Running an import is `app/imports/runner.py` (a job); scheduled FTP pulls are
 `app/imports/schedules.py`.
 """
 
+import ipaddress
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from app.customers.inputs import load_rules
 from app.imports import repository
 from app.imports.columns import PlanError, plan_columns
 from app.imports.csvfile import CsvFile, FileProblem
-from app.imports.ftp import has_secret
+from app.imports.ftp import has_secret, is_public_address
 from app.imports.models import CANCELLED, FINISHED, QUEUED, Import
 from app.imports.schemas import FtpSource, ImportCreate, ImportOptions
 from app.jobs import service as jobs
@@ -39,6 +40,8 @@ class Storage:
     default_phone_region: str
     # Empty: any host. Entries are host names, or ".example.com" for a whole domain.
     ftp_allowed_hosts: tuple[str, ...] = ()
+    # Whether any host may resolve to a loopback, private or link-local address.
+    ftp_allow_private_addresses: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Storage":
@@ -47,7 +50,21 @@ class Storage:
             max_bytes=settings.import_max_bytes,
             default_phone_region=settings.default_phone_region,
             ftp_allowed_hosts=tuple(h.lower() for h in settings.import_ftp_allowed_hosts),
+            ftp_allow_private_addresses=settings.import_ftp_allow_private_addresses,
         )
+
+    def names_ftp_host(self, host: str) -> bool:
+        """Whether the allowlist names this host (itself or its domain)."""
+        host = host.lower().rstrip(".")
+        return any(
+            host == entry or (entry.startswith(".") and host.endswith(entry))
+            for entry in self.ftp_allowed_hosts
+        )
+
+    def ftp_host_may_be_private(self, host: str) -> bool:
+        """An operator who names a host in the allowlist has chosen to reach it wherever it
+        is; any other host must be on the public internet unless all may be private."""
+        return self.ftp_allow_private_addresses or self.names_ftp_host(host)
 
     def path_for(self, import_id: uuid.UUID) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -115,7 +132,7 @@ async def create_upload(
             row,
             options,
             phone_region=phone_region(owner, storage, options),
-            max_bytes=storage.max_bytes,
+            storage=storage,
         )
 
 
@@ -136,7 +153,7 @@ async def create_ftp(
             row,
             body.options,
             phone_region=phone_region(owner, storage, body.options),
-            max_bytes=storage.max_bytes,
+            storage=storage,
         )
 
 
@@ -160,20 +177,40 @@ def public_source(ftp: FtpSource) -> dict[str, object]:
 
 
 def check_ftp_host(storage: Storage, ftp: FtpSource, *, pointer: str) -> None:
-    """The service connects wherever an import names: without an allowlist, a key could
-    make it probe hosts on the service's own network (SSRF)."""
-    allowed = storage.ftp_allowed_hosts
-    host = ftp.host.lower().rstrip(".")
-    if not allowed or any(
-        host == entry or (entry.startswith(".") and host.endswith(entry)) for entry in allowed
+    """The service connects wherever an import names: without these checks, a key could
+    make it probe hosts on the service's own network (SSRF). A name is resolved and
+    checked again at each connection (app/imports/ftp.py); an address is refused here."""
+    if storage.ftp_allowed_hosts and not storage.names_ftp_host(ftp.host):
+        raise InvalidInput(
+            "This FTP host is not among the hosts the service may reach.",
+            errors=[
+                FieldError(
+                    pointer=pointer, message="Host not allowed (CDP_IMPORT_FTP_ALLOWED_HOSTS)"
+                )
+            ],
+        )
+    if _is_address(ftp.host) and not (
+        is_public_address(ftp.host) or storage.ftp_host_may_be_private(ftp.host)
     ):
-        return
-    raise InvalidInput(
-        "This FTP host is not among the hosts the service may reach.",
-        errors=[
-            FieldError(pointer=pointer, message="Host not allowed (CDP_IMPORT_FTP_ALLOWED_HOSTS)")
-        ],
-    )
+        raise InvalidInput(
+            "This FTP host is not a public address.",
+            errors=[
+                FieldError(
+                    pointer=pointer,
+                    message="Loopback, private and link-local addresses are reached only when "
+                    "named in CDP_IMPORT_FTP_ALLOWED_HOSTS or with "
+                    "CDP_IMPORT_FTP_ALLOW_PRIVATE_ADDRESSES",
+                )
+            ],
+        )
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def check_password_ref(ftp: FtpSource, *, pointer: str) -> None:
@@ -195,16 +232,25 @@ def phone_region(owner: ImportOwner, storage: Storage, options: ImportOptions) -
 
 
 async def queue_import(
-    uow: UnitOfWork, row: Import, options: ImportOptions, *, phone_region: str, max_bytes: int
+    uow: UnitOfWork, row: Import, options: ImportOptions, *, phone_region: str, storage: Storage
 ) -> Import:
-    """Store the import and its job in the caller's transaction: both or neither."""
+    """Store the import and its job in the caller's transaction: both or neither.
+
+    The job carries the limits decided now, by the process that accepted the import: the
+    largest file, and whether its FTP host may resolve to a private address."""
     row.status = QUEUED
     row.options = options.model_dump(mode="json")
+    host = str(row.source["ftp"]["host"]) if row.source_kind == "ftp" else None
     job = await jobs.enqueue(
         uow.session,
         project_id=row.project_id,
         kind=RUN_IMPORT,
-        payload={"import_id": str(row.id), "phone_region": phone_region, "max_bytes": max_bytes},
+        payload={
+            "import_id": str(row.id),
+            "phone_region": phone_region,
+            "max_bytes": storage.max_bytes,
+            "ftp_allow_private": host is not None and storage.ftp_host_may_be_private(host),
+        },
     )
     row.job_id = job.id
     await repository.add(uow.session, row)

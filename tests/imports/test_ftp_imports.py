@@ -1,60 +1,26 @@
 """Imports pulled from a real FTP server (pyftpdlib, started here on a free port)."""
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
-from pyftpdlib.servers import FTPServer
 
 from app.core.db import UnitOfWork
 from app.imports import schedules
 from app.imports.service import Storage
 from tests.factories import ProjectWithKey
 from tests.helpers import app_running, asgi_client
+from tests.imports.ftp_server import CONTENT, PASSWORD, Ftp, serving
 from tests.imports.helpers import get_import, run_jobs
-
-PASSWORD = "s3cret-Pa55"
-CONTENT = "email,first_name\nftp1@example.com,One\nftp2@example.com,Two\n"
-
-
-@dataclass(frozen=True)
-class Ftp:
-    port: int
-    root: Path
-
-    def source(self, path: str, **changes: Any) -> dict[str, Any]:
-        return {
-            "host": "127.0.0.1",
-            "port": self.port,
-            "path": path,
-            "username": "cdp",
-            "password": PASSWORD,
-        } | changes
 
 
 @pytest.fixture
 def ftp_server(tmp_path: Path) -> Iterator[Ftp]:
-    root = tmp_path / "ftp"
-    (root / "exports").mkdir(parents=True)
-    (root / "done").mkdir()
-    authorizer = DummyAuthorizer()
-    authorizer.add_user("cdp", PASSWORD, str(root), perm="elradfmw")
-    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
-    server = FTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield Ftp(port=server.address[1], root=root)
-    finally:
-        server.close_all()
-        thread.join(timeout=5)
+    with serving(tmp_path / "ftp") as server:
+        yield server
 
 
 async def _start(
@@ -161,7 +127,12 @@ async def test_a_schedule_imports_each_new_file_once_and_moves_it(
     exports = ftp_server.root / "exports"
     (exports / "a.csv").write_text(CONTENT)
     (exports / "notes.txt").write_text("not a csv")
-    storage = Storage(tmp_path / "imports", max_bytes=10**9, default_phone_region="DE")
+    storage = Storage(
+        tmp_path / "imports",
+        max_bytes=10**9,
+        default_phone_region="DE",
+        ftp_allowed_hosts=("127.0.0.1",),
+    )
     now = datetime.now(UTC)
 
     assert await schedules.poll_due(uow, now=now, storage=storage) == 1
