@@ -16,6 +16,8 @@ from fastapi.routing import APIRoute
 from app import __version__
 from app.activity.router import router as activity_router
 from app.core import idempotency
+from app.core.admission import EXEMPT_PATHS as ADMISSION_EXEMPT_PATHS
+from app.core.admission import AdmissionMiddleware
 from app.core.clock import Clock, SystemClock
 from app.core.db import Database, UnitOfWork, async_database_url, create_database
 from app.core.embedded_postgres import start_embedded_postgres
@@ -168,6 +170,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             ),
         ),
     )
+    # Outside the body guard (a refused request reads no body), inside the metrics (shed
+    # requests are counted).
+    app.add_middleware(
+        AdmissionMiddleware,
+        max_in_flight=settings.max_requests_in_flight,
+        wait_seconds=settings.admission_wait_seconds,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestContextMiddleware)
     for router in (
@@ -197,16 +206,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 def _document_shared_problems(spec: dict[str, Any]) -> None:
     """Add to each operation the problems answered outside its handler, which its router
     cannot know: a bug (500, the middleware), a body too slow, too large or not JSON
-    (408, 413, 415, the request guard), a body that does not parse (400) and, where an
-    API key is looked up, a database that is down (503)."""
-    for path_item in spec["paths"].values():
+    (408, 413, 415, the request guard), a body that does not parse (400) and a 503: a
+    process at capacity (admission control) or, where an API key is looked up, a
+    database that is down."""
+    for path, path_item in spec["paths"].items():
         for method, operation in path_item.items():
             statuses = [500]
             if method.upper() in METHODS_WITH_BODY:
                 statuses += [408, 413, 415]
             if "requestBody" in operation:
                 statuses.append(400)
-            if "security" in operation:
+            if "security" in operation or path not in ADMISSION_EXEMPT_PATHS:
                 statuses.append(503)
             shared = {str(status): entry for status, entry in problem_responses(*statuses).items()}
             # What the operation documents itself (its own 413 limit, say) wins.

@@ -67,6 +67,18 @@ class Settings(BaseSettings):
         description="Requests per second allowed per API key in each process; 0 disables.",
     )
     rate_limit_burst: int = Field(default=100, ge=1)
+    max_requests_in_flight: int = Field(
+        default=64,
+        ge=0,
+        description="Requests each process works on at once; more wait for a slot, then get "
+        "503 overloaded (app/core/admission.py). 0: no limit.",
+    )
+    admission_wait_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="How long a request over max_requests_in_flight waits for a slot before "
+        "it is refused.",
+    )
     loyalty_settle_interval_seconds: float = Field(
         default=60.0,
         ge=0,

@@ -24,6 +24,9 @@ def settings_for_tests(database_url: str, **overrides: Any) -> Settings:
     overrides.setdefault("loyalty_settle_interval_seconds", 0)
     overrides.setdefault("import_schedule_seconds", 0)
     overrides.setdefault("idempotency_purge_interval_seconds", 0)
+    # The concurrency tests fire hundreds of requests at once at one in-process app;
+    # tests/core/test_admission.py checks the limit itself.
+    overrides.setdefault("max_requests_in_flight", 0)
     # The tests' FTP servers listen on 127.0.0.1; tests/imports/test_ftp_addresses.py
     # checks the refusal of private addresses with this off.
     overrides.setdefault("import_ftp_allow_private_addresses", True)

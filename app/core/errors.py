@@ -143,15 +143,19 @@ class UnsupportedMediaType(DomainError):
     title = "Unsupported media type"
 
 
-class RateLimited(DomainError):
+class RetryLater(DomainError):
+    """A refusal that says when to try again (Retry-After, in seconds)."""
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class RateLimited(RetryLater):
     """Raised when an API key sends more requests than its rate allows."""
 
     status_code = 429
     slug = "rate-limited"
     title = "Too many requests"
-
-    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
-        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
 
 
 class ServiceUnavailable(DomainError):
@@ -160,3 +164,12 @@ class ServiceUnavailable(DomainError):
     status_code = 503
     slug = "service-unavailable"
     title = "Service unavailable"
+
+
+class Overloaded(RetryLater):
+    """Raised when a process has as many requests in flight as it admits: answered before
+    any work, so a retry after Retry-After is always safe."""
+
+    status_code = 503
+    slug = "overloaded"
+    title = "Service overloaded"

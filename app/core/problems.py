@@ -264,5 +264,5 @@ _DESCRIPTIONS = {
     422: "Invalid input; `errors` points at each invalid value",
     429: "Rate limit exceeded; see `Retry-After`",
     500: "A bug; the body names only the request id, to find it in the logs",
-    503: "Database unreachable or not migrated",
+    503: "At capacity (overloaded), or the database unreachable or not migrated",
 }

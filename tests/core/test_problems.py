@@ -87,7 +87,12 @@ class TestDomainErrors:
             if isinstance(cls, type) and issubclass(cls, DomainError) and cls is not DomainError
         }
         # Classes with their own constructors are exercised by real requests elsewhere.
-        assert declared - set(ALL_DOMAIN_ERRORS) == {errors.Unauthenticated, errors.RateLimited}
+        assert declared - set(ALL_DOMAIN_ERRORS) == {
+            errors.Unauthenticated,
+            errors.RetryLater,
+            errors.RateLimited,
+            errors.Overloaded,
+        }
 
     async def test_unexpected_error_is_500_without_details(
         self, raising_client: httpx.AsyncClient
