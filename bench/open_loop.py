@@ -72,6 +72,8 @@ class Request:
     raw: bytes
     check: Check
     subscription_customer: int | None = None
+    # The status before this change: restored if the API refused the request unread.
+    subscription_previous: str | None = None
 
 
 class _Response:
@@ -268,11 +270,8 @@ class RequestMaker:
         # other order, and the status this generator expects would be wrong.
         while customer in self.subscriptions_in_flight:
             customer = self.rng.randint(first, last)
-        status = (
-            "unsubscribed"
-            if self.subscription_status.get(customer) == "subscribed"
-            else "subscribed"
-        )
+        previous = self.subscription_status.get(customer)
+        status = "unsubscribed" if previous == "subscribed" else "subscribed"
         self.subscription_status[customer] = status
         self.subscriptions_in_flight.add(customer)
         body = {"subscriptions": [{"channel": "email", "status": status, "source": "bench"}]}
@@ -283,11 +282,20 @@ class RequestMaker:
             self._raw("PUT", path, body),
             check,
             subscription_customer=customer,
+            subscription_previous=previous,
         )
 
-    def done(self, request: Request) -> None:
-        if request.subscription_customer is not None:
-            self.subscriptions_in_flight.discard(request.subscription_customer)
+    def done(self, request: Request, *, refused: bool) -> None:
+        """`refused`: the API answered overloaded, so the request changed nothing."""
+        customer = request.subscription_customer
+        if customer is None:
+            return
+        self.subscriptions_in_flight.discard(customer)
+        if refused:
+            if request.subscription_previous is None:
+                self.subscription_status.pop(customer, None)
+            else:
+                self.subscription_status[customer] = request.subscription_previous
 
 
 @dataclass
@@ -298,6 +306,8 @@ class Tally:
     errors: dict[str, int] = field(default_factory=lambda: {k.name: 0 for k in MIX})
     error_samples: list[str] = field(default_factory=list)
     sent: dict[str, int] = field(default_factory=lambda: {k.name: 0 for k in MIX})
+    # Of the errors, those the API refused at once as overloaded (503, admission control).
+    shed: dict[str, int] = field(default_factory=lambda: {k.name: 0 for k in MIX})
 
     def error(self, kind: str, detail: str) -> None:
         self.errors[kind] += 1
@@ -353,6 +363,7 @@ class OpenLoop:
 
     async def _one(self, request: Request, due: float) -> None:
         self.in_flight += 1
+        shed = False
         try:
             status, body = await asyncio.wait_for(self._send(request), self.config.timeout_s)
         except TimeoutError:
@@ -362,6 +373,9 @@ class OpenLoop:
         else:
             latency_ms = (time.monotonic() - due) * 1000.0
             problem = request.check(status, body)
+            shed = status == 503 and b"overloaded" in body
+            if shed:
+                self.tally.shed[request.kind] += 1
             if problem is None:
                 self.tally.latencies[request.kind].append(latency_ms)
                 self._window.append(latency_ms)
@@ -369,7 +383,7 @@ class OpenLoop:
                 self._fail(request.kind, f"{problem}: {body[:300].decode(errors='replace')}")
         finally:
             self.in_flight -= 1
-            self.maker.done(request)
+            self.maker.done(request, refused=shed)
 
     def _fail(self, kind: str, detail: str) -> None:
         self.tally.error(kind, detail)
@@ -439,6 +453,7 @@ class OpenLoop:
             "sent_rate": sum(self.tally.sent.values()) / max(sending_s, 1e-9),
             "completed_ok": len(all_latencies),
             "errors": errors,
+            "shed": sum(self.tally.shed.values()),
             "unfinished": unfinished,
             "error_samples": self.tally.error_samples,
             "overall": latency_summary(all_latencies),
@@ -446,6 +461,7 @@ class OpenLoop:
                 name: {
                     "sent": self.tally.sent[name],
                     "errors": self.tally.errors[name],
+                    "shed": self.tally.shed[name],
                     **latency_summary(self.tally.latencies[name]),
                 }
                 for name in self.tally.latencies
@@ -475,7 +491,7 @@ class OpenLoop:
                 problems.append(f"{kind.name}: {error!r}")
                 continue
             finally:
-                self.maker.done(request)
+                self.maker.done(request, refused=False)
             problem = request.check(status, body)
             if problem is not None:
                 problems.append(f"{kind.name}: {problem}: {body[:300].decode(errors='replace')}")

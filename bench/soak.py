@@ -519,7 +519,18 @@ def _latency_row(label: str, figures: dict[str, Any], extra: Sequence[str] = ())
 
 
 def soak_table(summary: dict[str, Any], pg_rate: PgMix | None) -> str:
-    headers = ["kind", "share", "sent", "ok", "errors", "p50 ms", "p99 ms", "p99.9 ms", "max ms"]
+    headers = [
+        "kind",
+        "share",
+        "sent",
+        "ok",
+        "errors",
+        "shed",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+    ]
     if pg_rate is not None:
         headers += ["PG p50", "PG p99", "PG p99.9"]
     rows = []
@@ -533,6 +544,7 @@ def soak_table(summary: dict[str, Any], pg_rate: PgMix | None) -> str:
                 str(figures["sent"]),
                 str(figures["count"]),
                 str(figures["errors"]),
+                str(figures["shed"]),
             ),
         )
         if pg_rate is not None:
@@ -547,7 +559,13 @@ def soak_table(summary: dict[str, Any], pg_rate: PgMix | None) -> str:
     row = _latency_row(
         "all",
         overall,
-        ("100%", str(summary["sent"]), str(summary["completed_ok"]), str(summary["errors"])),
+        (
+            "100%",
+            str(summary["sent"]),
+            str(summary["completed_ok"]),
+            str(summary["errors"]),
+            str(summary["shed"]),
+        ),
     )
     if pg_rate is not None:
         pg = pg_rate.overall
