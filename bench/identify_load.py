@@ -16,25 +16,32 @@ import os
 import platform
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from bench import database, report
 from bench.api_server import ApiServer, ServerError, http
-from bench.cpu import wait_until_idle
-from bench.database import BenchSetupError, Prepared
+from bench.database import Prepared
+from bench.harness import (
+    RESULTS_DIR,
+    cpus,
+    finish,
+    git_commit,
+    run_main,
+    say,
+    server_log_problems,
+    settle,
+    tool,
+    version,
+)
 from bench.measure import (
     ApiTarget,
     Measurement,
-    MeasurementError,
     PgTarget,
     run_pgbench,
     run_wrk,
@@ -42,7 +49,6 @@ from bench.measure import (
 from bench.scenarios import (
     ACTION_PAYLOAD,
     ACTION_TYPE,
-    BENCH_DIR,
     DEFAULT_BATCH_SIZE,
     MAX_BATCH_SIZE,
     SCENARIOS,
@@ -51,7 +57,6 @@ from bench.scenarios import (
 )
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/cdp_bench"
-RESULTS_DIR = BENCH_DIR / "results"
 # Connections the harness and the server's own checks may need beyond the load's.
 _CONNECTION_MARGIN = 10
 
@@ -111,53 +116,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     except ValueError as error:
         parser.error(str(error))
     return args
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def _tool(name: str, hint: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise BenchSetupError(f"{name} not found on PATH: {hint}")
-    return path
-
-
-def _version(command: list[str]) -> str:
-    try:
-        completed = subprocess.run(  # noqa: S603
-            command, capture_output=True, text=True, timeout=10, check=False
-        )
-    except OSError:
-        return "unknown"
-    lines = (completed.stdout + completed.stderr).strip().splitlines()
-    return lines[0].strip() if lines else "unknown"
-
-
-def _git_commit() -> str | None:
-    git = shutil.which("git")
-    if git is None:
-        return None
-    completed = subprocess.run(  # noqa: S603
-        [git, "rev-parse", "--short", "HEAD"],
-        cwd=BENCH_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return completed.stdout.strip() or None
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def _say(message: str = "") -> None:
-    print(message, flush=True)
 
 
 def _action(customer_id: str, external_id: str | None = None) -> dict[str, Any]:
@@ -240,62 +198,45 @@ def _describe(m: Measurement) -> str:
     return line
 
 
-def _settle(server: ApiServer) -> None:
-    """Let the API finish the requests wrk left in flight before anything else is measured."""
-    if server.pid is None:
-        return
-    waited = wait_until_idle(server.pid)
-    if waited > 2:
-        _say(f"  (the API took {waited:.1f}s to finish the requests wrk left in flight)")
-
-
-def _server_log_problems(log_path: Path) -> list[str]:
-    try:
-        lines = log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
-    return [line for line in lines if "ERROR" in line or "Traceback" in line]
-
-
 def run(args: argparse.Namespace) -> int:
     scenarios: list[Scenario] = args.scenario_list
     url: str = args.database_url
     database.database_name(url)
-    wrk = _tool("wrk", "install it (Debian: apt-get install wrk), or use bench/run")
-    pgbench = _tool("pgbench", "install PostgreSQL's client tools (Debian: postgresql-15)")
+    wrk = tool("wrk", "install it (Debian: apt-get install wrk), or use bench/run")
+    pgbench = tool("pgbench", "install PostgreSQL's client tools (Debian: postgresql-15)")
     facts = asyncio.run(database.server_facts(database.maintenance_url(url)))
     started = datetime.now(UTC)
     run_id = secrets.token_hex(3)
     pool_needed = args.connections + _CONNECTION_MARGIN
     free = int(facts["max_connections"]) - int(facts["connections_in_use"])
 
-    _say("=" * 78)
-    _say(f"CDP API benchmark  run {run_id}  {started:%Y-%m-%d %H:%M:%S} UTC")
-    _say(
-        f"nproc: {_cpus()}  ({platform.processor() or platform.machine()}, load average "
+    say("=" * 78)
+    say(f"CDP API benchmark  run {run_id}  {started:%Y-%m-%d %H:%M:%S} UTC")
+    say(
+        f"nproc: {cpus()}  ({platform.processor() or platform.machine()}, load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})"
     )
-    _say(f"PostgreSQL: {facts['version']}")
-    _say(
+    say(f"PostgreSQL: {facts['version']}")
+    say(
         f"  synchronous_commit={facts['synchronous_commit']}  "
         f"max_connections={facts['max_connections']} ({facts['connections_in_use']} in use)"
     )
-    _say(f"wrk: {_version([wrk, '--version'])}")
-    _say(f"pgbench: {_version([pgbench, '--version'])}")
-    _say(f"database: {url}")
+    say(f"wrk: {version([wrk, '--version'])}")
+    say(f"pgbench: {version([pgbench, '--version'])}")
+    say(f"database: {url}")
     batch_note = (
         f"; batches of {args.batch_size} actions"
         if any(s.ingest == "batch" for s in scenarios)
         else ""
     )
-    _say(
+    say(
         f"scenarios: {', '.join(s.name for s in scenarios)}; rounds {args.rounds} x "
         f"{args.duration}s; {args.connections} connections; {args.workers} API workers; "
         f"baseline {args.baseline}{batch_note}"
     )
-    _say("=" * 78)
+    say("=" * 78)
     if pool_needed > free:
-        _say(
+        say(
             f"warning: PostgreSQL has {free} free connections; the load needs about "
             f"{pool_needed}. Expect connection errors (lower --connections?)."
         )
@@ -308,12 +249,12 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="cdp-bench-") as tmp:
         workdir = Path(tmp)
         t0 = time.monotonic()
-        _say(f"setup: recreating the database, migrating, seeding {args.seed_customers} customers")
+        say(f"setup: recreating the database, migrating, seeding {args.seed_customers} customers")
         prepared = database.prepare(
             url, seed_count=args.seed_customers, ids_file=workdir / "seeded_ids.txt"
         )
         seeded_ids = prepared.ids_file.read_text().split()
-        _say(f"setup: done in {time.monotonic() - t0:.1f}s (project {prepared.project_id})")
+        say(f"setup: done in {time.monotonic() - t0:.1f}s (project {prepared.project_id})")
 
         server = ApiServer(
             database_url=url,
@@ -322,12 +263,12 @@ def run(args: argparse.Namespace) -> int:
             workdir=workdir,
         )
         try:
-            _say(
+            say(
                 f"api: starting cdp serve on {server.base_url} ({args.workers} workers, "
                 f"pool {server.pool_size} + overflow {server.max_overflow} per worker)"
             )
             server.start()
-            _say("api: ready")
+            say("api: ready")
             api_target = ApiTarget(
                 base_url=server.base_url,
                 api_key=prepared.api_key,
@@ -358,10 +299,10 @@ def run(args: argparse.Namespace) -> int:
                     healthy.append(scenario)
                 else:
                     problems.append(f"smoke request failed, API not measured: {problem}")
-                    _say(f"!!! {problems[-1]}")
+                    say(f"!!! {problems[-1]}")
 
             if args.warmup:
-                _say(f"warm-up: {args.warmup}s per scenario (not recorded)")
+                say(f"warm-up: {args.warmup}s per scenario (not recorded)")
                 for scenario in healthy:
                     warmup = run_wrk(
                         scenario,
@@ -373,16 +314,16 @@ def run(args: argparse.Namespace) -> int:
                         round_number=0,
                         workdir=workdir,
                     )
-                    _settle(server)
+                    settle(server)
                     if warmup.errors:
                         problems.append(
                             f"warm-up {scenario.name}: {warmup.errors} errors "
                             f"({warmup.error_detail})"
                         )
-                        _say(f"!!! {problems[-1]}")
+                        say(f"!!! {problems[-1]}")
 
             for round_number in range(1, args.rounds + 1):
-                _say(f"round {round_number}/{args.rounds}")
+                say(f"round {round_number}/{args.rounds}")
                 for scenario in scenarios:
                     sides = ["api", "postgres"]
                     # Alternate which side goes first, so neither always gets the warmer cache.
@@ -418,9 +359,9 @@ def run(args: argparse.Namespace) -> int:
                                 workdir=workdir,
                             )
                         measurements.append(measurement)
-                        _say(_describe(measurement))
+                        say(_describe(measurement))
                         if side == "api":
-                            _settle(server)
+                            settle(server)
                         if measurement.errors:
                             problems.append(
                                 f"round {round_number} {scenario.name} {side}: "
@@ -428,10 +369,10 @@ def run(args: argparse.Namespace) -> int:
                             )
         except KeyboardInterrupt:
             interrupted = True
-            _say("\ninterrupted: stopping the API and cleaning up")
+            say("\ninterrupted: stopping the API and cleaning up")
         finally:
             server.stop()
-            log_problems = _server_log_problems(server.log_path)
+            log_problems = server_log_problems(server.log_path)
             if log_problems:
                 problems.append(
                     f"the API logged {len(log_problems)} error lines, "
@@ -450,15 +391,15 @@ def run(args: argparse.Namespace) -> int:
         "run_id": run_id,
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "machine": {
-            "nproc": _cpus(),
+            "nproc": cpus(),
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
         "postgresql": facts,
-        "wrk": _version([wrk, "--version"]),
-        "pgbench": _version([pgbench, "--version"]),
+        "wrk": version([wrk, "--version"]),
+        "pgbench": version([pgbench, "--version"]),
         "config": {
             "database": database.database_name(url),
             "duration_s": args.duration,
@@ -479,48 +420,34 @@ def run(args: argparse.Namespace) -> int:
         json_path, meta=meta, summaries=summaries, measurements=measurements, problems=problems
     )
 
-    _say()
-    _say("Per round (cpu: whole-machine busy share; cores used by the API processes,")
-    _say("all PostgreSQL backends, and wrk/pgbench, sampled from /proc):")
-    _say(report.rounds_table(measurements) if measurements else "(no measurement)")
-    _say()
-    _say(
+    say()
+    say("Per round (cpu: whole-machine busy share; cores used by the API processes,")
+    say("all PostgreSQL backends, and wrk/pgbench, sampled from /proc):")
+    say(report.rounds_table(measurements) if measurements else "(no measurement)")
+    say()
+    say(
         f"Medians over {args.rounds} round(s), {args.duration}s each, {args.connections} "
-        f"connections, nproc {_cpus()}, PostgreSQL {facts['server_version']}, "
+        f"connections, nproc {cpus()}, PostgreSQL {facts['server_version']}, "
         f"baseline {args.baseline}:"
     )
-    _say(report.summary_table(summaries))
-    _say("API/PG: API requests/s divided by PostgreSQL transactions/s of the same statements.")
+    say(report.summary_table(summaries))
+    say("API/PG: API requests/s divided by PostgreSQL transactions/s of the same statements.")
     if any(s.actions_per_request is not None for s in summaries):
-        _say()
-        _say("Action ingest (one baseline transaction stores what one request stores):")
-        _say(report.actions_table(summaries))
-        _say("API/PG: API actions/s divided by PostgreSQL rows/s into `actions`.")
-    _say(f"results: {json_path.relative_to(BENCH_DIR.parent)}")
-    if server_log_copy is not None:
-        _say(f"server log: {server_log_copy.relative_to(BENCH_DIR.parent)}")
-    if problems:
-        _say()
-        _say("!" * 78)
-        _say(f"!!! THIS RUN HAD {len(problems)} PROBLEM(S): its figures are not trustworthy")
-        for problem in problems:
-            _say(f"!!! - {problem}")
-        _say("!" * 78)
-    return 130 if interrupted else (1 if problems else 0)
+        say()
+        say("Action ingest (one baseline transaction stores what one request stores):")
+        say(report.actions_table(summaries))
+        say("API/PG: API actions/s divided by PostgreSQL rows/s into `actions`.")
+    return finish(
+        json_path=json_path,
+        server_log_copy=server_log_copy,
+        problems=problems,
+        heading="this run",
+        interrupted=interrupted,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    # A SIGTERM cleans up like a Ctrl-C does.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("\nbench: interrupted", file=sys.stderr)
-        return 130
-    except (BenchSetupError, ServerError, MeasurementError) as error:
-        print(f"\nbench: error: {error}", file=sys.stderr)
-        return 1
+    return run_main(argv, parse_args, run)
 
 
 if __name__ == "__main__":

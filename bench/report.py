@@ -76,7 +76,7 @@ def summarize(
     return summaries
 
 
-def _num(value: float | None, digits: int = 1) -> str:
+def num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
@@ -110,12 +110,12 @@ def summary_table(summaries: Sequence[ScenarioSummary]) -> str:
     rows = [
         [
             s.scenario,
-            _num(s.api_rps),
-            _num(s.api_p50_ms, 2),
-            _num(s.api_p99_ms, 2),
-            _num(s.pg_tps),
-            _num(s.pg_p50_ms, 2),
-            _num(s.pg_p99_ms, 2),
+            num(s.api_rps),
+            num(s.api_p50_ms, 2),
+            num(s.api_p99_ms, 2),
+            num(s.pg_tps),
+            num(s.pg_p50_ms, 2),
+            num(s.pg_p99_ms, 2),
             "-" if s.ratio is None else f"{s.ratio:.2f}",
             f"{s.api_errors}/{s.pg_errors}",
         ]
@@ -139,10 +139,10 @@ def actions_table(summaries: Sequence[ScenarioSummary]) -> str:
         [
             s.scenario,
             str(s.actions_per_request),
-            _num(s.api_rps),
-            _num(s.api_actions_per_second, 0),
-            _num(s.pg_tps),
-            _num(s.pg_actions_per_second, 0),
+            num(s.api_rps),
+            num(s.api_actions_per_second, 0),
+            num(s.pg_tps),
+            num(s.pg_actions_per_second, 0),
             "-" if s.actions_ratio is None else f"{s.actions_ratio:.2f}",
         ]
         for s in summaries
@@ -175,10 +175,10 @@ def rounds_table(measurements: Sequence[Measurement]) -> str:
                 str(m.round),
                 m.scenario,
                 m.side,
-                _num(m.throughput),
-                _num(m.actions_per_second, 0),
-                _num(m.p50_ms, 2),
-                _num(m.p99_ms, 2),
+                num(m.throughput),
+                num(m.actions_per_second, 0),
+                num(m.p50_ms, 2),
+                num(m.p99_ms, 2),
                 str(m.completed),
                 str(m.errors),
                 "-" if cpu is None else f"{cpu.machine_busy_pct:.0f}%",

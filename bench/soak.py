@@ -20,7 +20,6 @@ import os
 import platform
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,20 +29,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 from bench import database, memory
-from bench.api_server import ApiServer, ServerError, http
-from bench.cpu import CpuSampler, CpuUsage, wait_until_idle
+from bench.api_server import ApiServer, http
+from bench.cpu import CpuSampler, CpuUsage
 from bench.database import BenchSetupError, Prepared
-from bench.identify_load import (
+from bench.harness import (
+    BENCH_DIR,
     RESULTS_DIR,
-    _cpus,
-    _git_commit,
-    _server_log_problems,
-    _tool,
-    _version,
+    cpus,
+    finish,
+    git_commit,
+    run_main,
+    say,
+    server_log_problems,
+    settle,
+    tool,
+    version,
 )
 from bench.measure import (
     ApiTarget,
@@ -62,8 +65,8 @@ from bench.mix import (
     subscription_range,
 )
 from bench.open_loop import latency_summary
-from bench.report import table
-from bench.scenarios import ACTION_PAYLOAD, BENCH_DIR, SQL_DIR, Scenario
+from bench.report import num, table
+from bench.scenarios import ACTION_PAYLOAD, SQL_DIR, Scenario
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/cdp_bench_soak"
 MIX_SCENARIO = Scenario("mix", "the soak's mix (bench/mix.py)", 200)
@@ -156,18 +159,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be positive")
     return args
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def _say(message: str = "") -> None:
-    print(message, flush=True)
-
-
-def _num(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 # --- setup -------------------------------------------------------------------------------
@@ -495,9 +486,9 @@ def _follow(
         point = json.loads(line)
         point["api_rss_mib"] = round(rss.latest_total_mib(), 1)
         intervals.append(point)
-        _say(
+        say(
             f"  t={point['t_s']:6.0f}s  {point['completed'] / sample_interval:7.1f} req/s  "
-            f"p50 {_num(point['p50_ms'], 1):>7} ms  p99 {_num(point['p99_ms'], 1):>8} ms  "
+            f"p50 {num(point['p50_ms'], 1):>7} ms  p99 {num(point['p99_ms'], 1):>8} ms  "
             f"errors {point['errors']}  in flight {point['in_flight']}  "
             f"API RSS {point['api_rss_mib']:.0f} MiB"
         )
@@ -511,10 +502,10 @@ def _latency_row(label: str, figures: dict[str, Any], extra: Sequence[str] = ())
     return [
         label,
         *extra,
-        _num(figures.get("p50_ms"), 2),
-        _num(figures.get("p99_ms"), 2),
-        _num(figures.get("p999_ms"), 2),
-        _num(figures.get("max_ms"), 1),
+        num(figures.get("p50_ms"), 2),
+        num(figures.get("p99_ms"), 2),
+        num(figures.get("p999_ms"), 2),
+        num(figures.get("max_ms"), 1),
     ]
 
 
@@ -550,9 +541,9 @@ def soak_table(summary: dict[str, Any], pg_rate: PgMix | None) -> str:
         if pg_rate is not None:
             pg = pg_rate.kinds[kind.name]
             row += [
-                _num(pg.get("p50_ms"), 2),
-                _num(pg.get("p99_ms"), 2),
-                _num(pg.get("p999_ms"), 2),
+                num(pg.get("p50_ms"), 2),
+                num(pg.get("p99_ms"), 2),
+                num(pg.get("p999_ms"), 2),
             ]
         rows.append(row)
     overall = summary["overall"]
@@ -569,7 +560,7 @@ def soak_table(summary: dict[str, Any], pg_rate: PgMix | None) -> str:
     )
     if pg_rate is not None:
         pg = pg_rate.overall
-        row += [_num(pg.get("p50_ms"), 2), _num(pg.get("p99_ms"), 2), _num(pg.get("p999_ms"), 2)]
+        row += [num(pg.get("p50_ms"), 2), num(pg.get("p99_ms"), 2), num(pg.get("p999_ms"), 2)]
     rows.append(row)
     return table(headers, rows)
 
@@ -625,17 +616,17 @@ def _capacity_table(api: Measurement, pg: PgMix) -> str:
     rows = [
         [
             "API (wrk)",
-            _num(api.throughput),
-            _num(api.p50_ms, 2),
-            _num(api.p99_ms, 2),
+            num(api.throughput),
+            num(api.p50_ms, 2),
+            num(api.p99_ms, 2),
             str(api.errors),
             *cpu(api.cpu),
         ],
         [
             "PostgreSQL (pgbench)",
-            _num(pg.throughput),
-            _num(pg.overall.get("p50_ms"), 2),
-            _num(pg.overall.get("p99_ms"), 2),
+            num(pg.throughput),
+            num(pg.overall.get("p50_ms"), 2),
+            num(pg.overall.get("p99_ms"), 2),
             str(pg.errors),
             *cpu(pg.cpu),
         ],
@@ -646,40 +637,33 @@ def _capacity_table(api: Measurement, pg: PgMix) -> str:
 # --- the run -----------------------------------------------------------------------------
 
 
-def _settle(server: ApiServer) -> None:
-    if server.pid is not None:
-        waited = wait_until_idle(server.pid)
-        if waited > 2:
-            _say(f"  (the API took {waited:.1f}s to finish the requests left in flight)")
-
-
 def run(args: argparse.Namespace) -> int:
     url: str = args.database_url
     database.database_name(url)
-    wrk = _tool("wrk", "install it (Debian: apt-get install wrk), or use bench/soak")
-    pgbench = _tool("pgbench", "install PostgreSQL's client tools (Debian: postgresql-15)")
+    wrk = tool("wrk", "install it (Debian: apt-get install wrk), or use bench/soak")
+    pgbench = tool("pgbench", "install PostgreSQL's client tools (Debian: postgresql-15)")
     facts = asyncio.run(database.server_facts(database.maintenance_url(url)))
     started = datetime.now(UTC)
     run_id = secrets.token_hex(3)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
 
-    _say("=" * 78)
-    _say(f"CDP soak  run {run_id}  {started:%Y-%m-%d %H:%M:%S} UTC")
-    _say(
-        f"nproc: {_cpus()}  ({platform.processor() or platform.machine()}, load average "
+    say("=" * 78)
+    say(f"CDP soak  run {run_id}  {started:%Y-%m-%d %H:%M:%S} UTC")
+    say(
+        f"nproc: {cpus()}  ({platform.processor() or platform.machine()}, load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})"
     )
-    _say(f"PostgreSQL: {facts['server_version']}  synchronous_commit={facts['synchronous_commit']}")
-    _say(f"wrk: {_version([wrk, '--version'])}")
-    _say(f"pgbench: {_version([pgbench, '--version'])}")
-    _say(f"database: {url}")
-    _say("mix: " + ", ".join(f"{kind.name} {kind.weight}%" for kind in MIX))
+    say(f"PostgreSQL: {facts['server_version']}  synchronous_commit={facts['synchronous_commit']}")
+    say(f"wrk: {version([wrk, '--version'])}")
+    say(f"pgbench: {version([pgbench, '--version'])}")
+    say(f"database: {url}")
+    say("mix: " + ", ".join(f"{kind.name} {kind.weight}%" for kind in MIX))
     rate_note = f"{args.rate} req/s" if args.rate else f"{args.load_share:.0%} of capacity"
-    _say(
+    say(
         f"capacity {args.capacity_duration}s closed-loop at {args.connections} connections; "
         f"soak {args.duration}s open-loop at {rate_note}; {args.workers} API workers"
     )
-    _say("=" * 78)
+    say("=" * 78)
 
     problems: list[str] = []
     interrupted = False
@@ -693,7 +677,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="cdp-soak-") as tmp:
         workdir = Path(tmp)
         t0 = time.monotonic()
-        _say(f"setup: recreating the database, migrating, seeding {args.seed_customers} customers")
+        say(f"setup: recreating the database, migrating, seeding {args.seed_customers} customers")
         prepared = database.prepare(
             url, seed_count=args.seed_customers, ids_file=workdir / "seeded_ids.txt"
         )
@@ -705,7 +689,7 @@ def run(args: argparse.Namespace) -> int:
             server.start()
             assert server.pid is not None
             _give_points(server, prepared, seeded_ids)
-            _say(
+            say(
                 f"setup: done in {time.monotonic() - t0:.1f}s (API on {server.base_url}, "
                 f"{RICH_CUSTOMERS} customers given {RICH_POINTS:,} points)"
             )
@@ -713,7 +697,7 @@ def run(args: argparse.Namespace) -> int:
             smoke_problems = smoke(server, prepared, run_id, workdir)
             if smoke_problems:
                 raise MeasurementError("smoke requests failed: " + "; ".join(smoke_problems))
-            _say("smoke: one request of each kind answered as expected")
+            say("smoke: one request of each kind answered as expected")
 
             target = ApiTarget(
                 base_url=server.base_url,
@@ -724,7 +708,7 @@ def run(args: argparse.Namespace) -> int:
                 api_pid=server.pid,
             )
             if args.warmup:
-                _say(f"warm-up: {args.warmup}s of the mix with wrk (not recorded)")
+                say(f"warm-up: {args.warmup}s of the mix with wrk (not recorded)")
                 warm = run_wrk(
                     MIX_SCENARIO,
                     target,
@@ -737,11 +721,11 @@ def run(args: argparse.Namespace) -> int:
                     extra_env=_wrk_env(prepared, args.connections, "warmup"),
                     timeout_s=_WRK_TIMEOUT_SECONDS,
                 )
-                _settle(server)
+                settle(server)
                 if warm.errors:
                     problems.append(f"warm-up: {warm.errors} errors ({warm.error_detail})")
 
-            _say(f"capacity: the mix closed-loop with wrk, {args.capacity_duration}s")
+            say(f"capacity: the mix closed-loop with wrk, {args.capacity_duration}s")
             capacity = run_wrk(
                 MIX_SCENARIO,
                 target,
@@ -754,16 +738,16 @@ def run(args: argparse.Namespace) -> int:
                 extra_env=_wrk_env(prepared, args.connections, "capacity"),
                 timeout_s=_WRK_TIMEOUT_SECONDS,
             )
-            _settle(server)
-            _say(
-                f"  API {capacity.throughput:,.1f} req/s  p50 {_num(capacity.p50_ms, 2)} ms  "
-                f"p99 {_num(capacity.p99_ms, 2)} ms  errors {capacity.errors}"
+            settle(server)
+            say(
+                f"  API {capacity.throughput:,.1f} req/s  p50 {num(capacity.p50_ms, 2)} ms  "
+                f"p99 {num(capacity.p99_ms, 2)} ms  errors {capacity.errors}"
             )
             if capacity.errors:
                 problems.append(f"capacity run: {capacity.errors} errors ({capacity.error_detail})")
             rss_readings["after capacity"] = memory.MemorySampler(server.pid).sample()
 
-            _say(
+            say(
                 "baseline: the mix's statements closed-loop with pgbench, "
                 f"{args.capacity_duration}s, {args.pg_clients} clients"
             )
@@ -781,12 +765,12 @@ def run(args: argparse.Namespace) -> int:
                 )
             except MeasurementError as error:
                 problems.append(f"pgbench baseline failed: {error}")
-                _say(f"!!! {problems[-1]}")
+                say(f"!!! {problems[-1]}")
             else:
-                _say(
+                say(
                     f"  PostgreSQL {pg_capacity.throughput:,.1f} tps  "
-                    f"p50 {_num(pg_capacity.overall.get('p50_ms'), 2)} ms  "
-                    f"p99 {_num(pg_capacity.overall.get('p99_ms'), 2)} ms  "
+                    f"p50 {num(pg_capacity.overall.get('p50_ms'), 2)} ms  "
+                    f"p99 {num(pg_capacity.overall.get('p99_ms'), 2)} ms  "
                     f"errors {pg_capacity.errors}"
                 )
                 if pg_capacity.errors:
@@ -796,7 +780,7 @@ def run(args: argparse.Namespace) -> int:
                     )
 
             rate = args.rate or round(args.load_share * capacity.throughput, 1)
-            _say(
+            say(
                 f"soak: the mix open-loop at {rate:,.1f} req/s for {args.duration}s "
                 f"(RSS of the API's processes every {args.sample_interval:.0f}s)"
             )
@@ -810,7 +794,7 @@ def run(args: argparse.Namespace) -> int:
                 sample_interval=args.sample_interval,
                 workdir=workdir,
             )
-            _settle(server)
+            settle(server)
             if outcome.summary is None or outcome.exit_code != 0:
                 problems.append(
                     f"the open-loop generator exited {outcome.exit_code} without a summary: "
@@ -823,7 +807,7 @@ def run(args: argparse.Namespace) -> int:
                 )
 
             if args.pg_rate_duration:
-                _say(
+                say(
                     f"baseline: the statements open-loop with pgbench --rate {rate:,.1f}, "
                     f"{args.pg_rate_duration}s"
                 )
@@ -849,10 +833,10 @@ def run(args: argparse.Namespace) -> int:
                         )
         except KeyboardInterrupt:
             interrupted = True
-            _say("\ninterrupted: stopping the API and cleaning up")
+            say("\ninterrupted: stopping the API and cleaning up")
         finally:
             server.stop()
-            log_problems = _server_log_problems(server.log_path)
+            log_problems = server_log_problems(server.log_path)
             if log_problems:
                 problems.append(
                     f"the API logged {len(log_problems)} error lines, "
@@ -884,16 +868,16 @@ def run(args: argparse.Namespace) -> int:
         "run_id": run_id,
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "machine": {
-            "nproc": _cpus(),
+            "nproc": cpus(),
             "platform": platform.platform(),
             "python": platform.python_version(),
             "load_average_at_end": os.getloadavg(),
         },
         "postgresql": facts,
-        "wrk": _version([wrk, "--version"]),
-        "pgbench": _version([pgbench, "--version"]),
+        "wrk": version([wrk, "--version"]),
+        "pgbench": version([pgbench, "--version"]),
         "config": {
             "database": database.database_name(url),
             "duration_s": args.duration,
@@ -944,67 +928,54 @@ def run(args: argparse.Namespace) -> int:
     json_path = RESULTS_DIR / f"soak-{stamp}.json"
     json_path.write_text(json.dumps(result, indent=2) + "\n")
 
-    _say()
+    say()
     if capacity and pg_capacity:
-        _say(
+        say(
             f"Capacity, closed loop, {args.capacity_duration}s, API at {args.connections} "
             f"connections, PG at {args.pg_clients} clients (the same mix, the same statements):"
         )
-        _say(_capacity_table(capacity, pg_capacity))
+        say(_capacity_table(capacity, pg_capacity))
         ratio = result["capacity"]["api_over_pg"]
-        _say(f"API/PG: {_num(ratio, 2)} (API req/s over PostgreSQL tps of the same statements)")
-        _say()
+        say(f"API/PG: {num(ratio, 2)} (API req/s over PostgreSQL tps of the same statements)")
+        say()
     if summary is not None and rate is not None:
-        _say(
+        say(
             f"Soak, open loop: {summary['sent']} requests due at {rate:,.1f}/s over "
             f"{args.duration}s (sent at {summary['sent_rate']:,.1f}/s), "
             f"{summary['completed_ok']} answered right, {summary['errors']} errors; "
             "latency from each request's due time:"
         )
         pg_note = "" if pg_rate is None else f" (PG: pgbench --rate {rate:,.1f}, same mix)"
-        _say(soak_table(summary, pg_rate) + ("\n" + pg_note.strip() if pg_note else ""))
+        say(soak_table(summary, pg_rate) + ("\n" + pg_note.strip() if pg_note else ""))
         gen = summary["generator"]
         lag = gen["schedule_lag_ms"]
-        _say(
-            f"generator: {gen['cpu_cores']:.2f} cores, schedule lag p99 {_num(lag['p99'], 2)} ms "
-            f"(max {_num(lag['max'], 1)}), {gen['connections_opened']} connections opened, "
+        say(
+            f"generator: {gen['cpu_cores']:.2f} cores, schedule lag p99 {num(lag['p99'], 2)} ms "
+            f"(max {num(lag['max'], 1)}), {gen['connections_opened']} connections opened, "
             f"{gen['stale_connection_retries']} stale-connection retries"
         )
         if outcome and outcome.cpu:
-            _say(f"during the soak: {outcome.cpu.describe()}")
-        _say()
+            say(f"during the soak: {outcome.cpu.describe()}")
+        say()
     if verdicts:
-        _say(
+        say(
             f"Memory (RSS) of the API's processes during the soak, first vs last {window:.0f}s "
             f"(flat: growth under {memory.GROWTH_MIB:.0f} MiB or {memory.GROWTH_SHARE:.0%}; "
             "plateau: grew, then not over the second half; GROWING fails the run):"
         )
-        _say(memory_table(verdicts, window))
-        _say()
-    _say(f"results: {json_path.relative_to(BENCH_DIR.parent)}")
-    if server_log_copy is not None:
-        _say(f"server log: {server_log_copy.relative_to(BENCH_DIR.parent)}")
-    if problems:
-        _say()
-        _say("!" * 78)
-        _say(f"!!! THE SOAK HAD {len(problems)} PROBLEM(S)")
-        for problem in problems:
-            _say(f"!!! - {problem}")
-        _say("!" * 78)
-    return 130 if interrupted else (1 if problems else 0)
+        say(memory_table(verdicts, window))
+        say()
+    return finish(
+        json_path=json_path,
+        server_log_copy=server_log_copy,
+        problems=problems,
+        heading="the soak",
+        interrupted=interrupted,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("\nbench: interrupted", file=sys.stderr)
-        return 130
-    except (BenchSetupError, ServerError, MeasurementError) as error:
-        print(f"\nbench: error: {error}", file=sys.stderr)
-        return 1
+    return run_main(argv, parse_args, run)
 
 
 if __name__ == "__main__":

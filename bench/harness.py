@@ -1,0 +1,125 @@
+"""What every bench script shares: finding its tools, describing the machine, printing,
+letting the API settle, and ending with its problems and an exit code."""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from bench.api_server import ApiServer, ServerError
+from bench.cpu import wait_until_idle
+from bench.database import BenchSetupError
+from bench.measure import MeasurementError
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def tool(name: str, hint: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise BenchSetupError(f"{name} not found on PATH: {hint}")
+    return path
+
+
+def version(command: list[str]) -> str:
+    try:
+        completed = subprocess.run(  # noqa: S603
+            command, capture_output=True, text=True, timeout=10, check=False
+        )
+    except OSError:
+        return "unknown"
+    lines = (completed.stdout + completed.stderr).strip().splitlines()
+    return lines[0].strip() if lines else "unknown"
+
+
+def git_commit() -> str | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    completed = subprocess.run(  # noqa: S603
+        [git, "rev-parse", "--short", "HEAD"],
+        cwd=BENCH_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return completed.stdout.strip() or None
+
+
+def cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def settle(server: ApiServer) -> None:
+    """Let the API finish the requests a load left in flight before anything else is
+    measured."""
+    if server.pid is None:
+        return
+    waited = wait_until_idle(server.pid)
+    if waited > 2:
+        say(f"  (the API took {waited:.1f}s to finish the requests left in flight)")
+
+
+def server_log_problems(log_path: Path) -> list[str]:
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if "ERROR" in line or "Traceback" in line]
+
+
+def finish(
+    *,
+    json_path: Path,
+    server_log_copy: Path | None,
+    problems: Sequence[str],
+    heading: str,
+    interrupted: bool,
+) -> int:
+    """Say where the results are and, loudly, what went wrong; the exit code."""
+    say(f"results: {json_path.relative_to(BENCH_DIR.parent)}")
+    if server_log_copy is not None:
+        say(f"server log: {server_log_copy.relative_to(BENCH_DIR.parent)}")
+    if problems:
+        say()
+        say("!" * 78)
+        say(f"!!! {heading.upper()} HAD {len(problems)} PROBLEM(S)")
+        for problem in problems:
+            say(f"!!! - {problem}")
+        say("!" * 78)
+    return 130 if interrupted else (1 if problems else 0)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run_main(
+    argv: Sequence[str] | None,
+    parse_args: Callable[[Sequence[str] | None], argparse.Namespace],
+    run: Callable[[argparse.Namespace], int],
+) -> int:
+    """A bench's main: a SIGTERM cleans up like a Ctrl-C; known failures are one line."""
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("\nbench: interrupted", file=sys.stderr)
+        return 130
+    except (BenchSetupError, ServerError, MeasurementError) as error:
+        print(f"\nbench: error: {error}", file=sys.stderr)
+        return 1
