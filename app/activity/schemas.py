@@ -16,7 +16,7 @@ from pydantic import (
 
 from app.activity.models import ACTION_TYPE_KEY_MAX, EXTERNAL_ID_MAX
 from app.activity.payloads import PAYLOAD_MAX_BYTES, serialized_size
-from app.core.schema_names import RESPONSE_MODEL_CONFIG
+from app.core.schema_names import RESPONSE_MODEL_CONFIG, SchemaName
 from app.customers.schemas import IdentifiersIn
 
 ACTION_TYPE_KEY_PATTERN = rf"^[a-z][a-z0-9_.]{{0,{ACTION_TYPE_KEY_MAX - 1}}}$"
@@ -49,6 +49,7 @@ PayloadSchema = Annotated[
         description="A JSON Schema (draft 2020-12) every payload of this type must match; "
         "`$ref` only within the schema, `format` is an annotation (not checked)."
     ),
+    SchemaName("PayloadSchema"),
 ]
 
 _ORDER_SCHEMA: dict[str, Any] = {

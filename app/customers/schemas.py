@@ -29,6 +29,18 @@ EmailInput = Annotated[str, Field(max_length=320, examples=["Jane.Doe@Example.co
 PhoneInput = Annotated[str, Field(max_length=64, examples=["+49 30 1234567"])]
 CardInput = Annotated[str, Field(max_length=64)]
 ExternalValue = Annotated[str, Field(max_length=256)]
+# Objects keyed by field: named components, so a generated client gets one class for each.
+ExternalIds = Annotated[
+    dict[FieldKey, ExternalValue], Field(max_length=MAX_EXTERNAL_IDS), SchemaName("ExternalIds")
+]
+ExternalIdsPatch = Annotated[
+    dict[FieldKey, ExternalValue | None],
+    Field(max_length=MAX_EXTERNAL_IDS),
+    SchemaName("ExternalIdsPatch"),
+]
+CustomFieldValues = Annotated[
+    dict[FieldKey, Any], Field(max_length=MAX_CUSTOM_FIELDS), SchemaName("CustomFieldValues")
+]
 
 
 @cache
@@ -86,10 +98,8 @@ class IdentifiersIn(BaseModel):
         description="Any spelling; read with the project's default region when it has no +.",
     )
     discount_cards: list[CardInput] | None = Field(default=None, max_length=MAX_DISCOUNT_CARDS)
-    external: dict[FieldKey, ExternalValue] | None = Field(
-        default=None,
-        max_length=MAX_EXTERNAL_IDS,
-        description="Values of custom fields of type unique_id, by field key.",
+    external: ExternalIds | None = Field(
+        default=None, description="Values of custom fields of type unique_id, by field key."
     )
 
 
@@ -105,10 +115,8 @@ class ProfileIn(BaseModel):
     gender: Gender | None = None
     area: Name | None = None
     time_zone: TimeZone = None
-    custom_fields: dict[FieldKey, Any] | None = Field(
-        default=None,
-        max_length=MAX_CUSTOM_FIELDS,
-        description="Values of custom fields by key; null removes a value.",
+    custom_fields: CustomFieldValues | None = Field(
+        default=None, description="Values of custom fields by key; null removes a value."
     )
 
 
@@ -161,8 +169,8 @@ class IdentifiersPatch(BaseModel):
     email: EmailInput | None = None
     phone: PhoneInput | None = None
     discount_cards: list[CardInput] | None = Field(default=None, max_length=MAX_DISCOUNT_CARDS)
-    external: dict[FieldKey, ExternalValue | None] | None = Field(
-        default=None, max_length=MAX_EXTERNAL_IDS
+    external: ExternalIdsPatch | None = Field(
+        default=None, description="Values by field key; null removes that external id."
     )
 
 

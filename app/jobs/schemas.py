@@ -19,7 +19,7 @@ class JobRead(BaseModel):
     status: JobStatus
     progress: dict[str, Any] = Field(description='Free-form, e.g. {"done": 40, "total": 100}.')
     attempts: int
-    result: dict[str, Any] | None
+    result: Annotated[dict[str, Any], SchemaName("JobResult")] | None
     error: str | None
     created_at: datetime
     started_at: datetime | None

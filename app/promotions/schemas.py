@@ -192,6 +192,10 @@ class PromoCodeRead(BaseModel):
     order_reference: str | None
 
 
+# Free-form: one named component, so a generated client has a `PrizeDetails` class.
+PrizeDetails = Annotated[dict[str, Any], SchemaName("PrizeDetails")]
+
+
 class PrizeCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -208,7 +212,7 @@ class PrizeCreate(BaseModel):
 
     campaign: Annotated[str, Field(min_length=1, max_length=100)]
     prize: Annotated[str, Field(min_length=1, max_length=200)]
-    details: dict[str, Any] | None = Field(
+    details: PrizeDetails | None = Field(
         default=None, description=f"Any JSON object, at most {MAX_PRIZE_DETAILS_BYTES} bytes."
     )
 
@@ -231,6 +235,6 @@ class PrizeRead(BaseModel):
     campaign: str
     prize: str
     status: PrizeStatus
-    details: dict[str, Any] | None
+    details: PrizeDetails | None
     issued_at: datetime
     claimed_at: datetime | None
