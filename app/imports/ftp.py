@@ -73,8 +73,8 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-async def _address_to_reach(host: str, port: int, *, allow_private: bool) -> str:
-    """The address to connect to: the host's first, once every one of them is allowed."""
+async def _addresses_to_reach(host: str, port: int, *, allow_private: bool) -> list[str]:
+    """The host's addresses, in the resolver's order, once every one of them is allowed."""
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
@@ -91,7 +91,27 @@ async def _address_to_reach(host: str, port: int, *, allow_private: bool) -> str
                     "CDP_IMPORT_FTP_ALLOWED_HOSTS or CDP_IMPORT_FTP_ALLOW_PRIVATE_ADDRESSES "
                     "is true"
                 )
-    return addresses[0]
+    return addresses
+
+
+async def _connected(addresses: list[str], port: int) -> aioftp.Client:
+    """A client connected to the first of the addresses that answers (a dual-stack name
+    may list one the server does not listen on); the last failure if none does."""
+    failure: OSError | TimeoutError = OSError("no address to connect to")
+    for address in addresses:
+        client = aioftp.Client(
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            connection_timeout=CONNECT_TIMEOUT_SECONDS,
+            trust_server_pasv_ipv4_address=False,
+        )
+        try:
+            await client.connect(address, port)
+        except (OSError, TimeoutError) as error:
+            client.close()
+            failure = error
+            continue
+        return client
+    raise failure
 
 
 async def download(
@@ -161,16 +181,16 @@ async def _session(
     source: FtpSource, password: str, *, allow_private: bool
 ) -> AsyncIterator[aioftp.Client]:
     """A logged-in client, closed at the end; failures to get one become FtpProblem."""
-    address = await _address_to_reach(source.host, source.port, allow_private=allow_private)
-    client = aioftp.Client(
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
-        connection_timeout=CONNECT_TIMEOUT_SECONDS,
-        trust_server_pasv_ipv4_address=False,
-    )
+    addresses = await _addresses_to_reach(source.host, source.port, allow_private=allow_private)
     where = f"{source.host}:{source.port}"
     try:
-        await client.connect(address, source.port)
+        client = await _connected(addresses, source.port)
+    except (OSError, TimeoutError) as error:
+        raise FtpProblem(f"cannot connect to {where}: {error}") from None
+    try:
         if source.tls:
+            # The certificate names the host, not its address: TLS checks the name on
+            # the control connection and on every data connection, which go by name.
             client.server_host = source.host
             await client.upgrade_to_tls(ssl.create_default_context())
         await client.login(source.username, password)
