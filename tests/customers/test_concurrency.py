@@ -98,6 +98,21 @@ async def test_concurrent_reassigns_between_two_customers_do_not_deadlock(
 # Writes to one customer, each sent with a number that makes it its own request.
 WRITES: dict[str, tuple[str, str, Callable[[int], dict[str, Any]]]] = {
     "patch": ("PATCH", "", lambda n: {"identifiers": {"discount_cards": [f"RACE-{n}"]}}),
+    "points": (
+        "POST",
+        "/points/transactions",
+        lambda n: {"account": "bonus", "type": "accrual", "amount": 1},
+    ),
+    "consent": (
+        "PUT",
+        "/subscriptions",
+        lambda n: {"subscriptions": [{"channel": "email", "status": "subscribed"}]},
+    ),
+    "device": (
+        "PUT",
+        "/devices/install-{n}",
+        lambda n: {"kind": "mobile_app", "app_id": "a", "platform": "ios"},
+    ),
 }
 
 
@@ -159,4 +174,38 @@ async def test_writes_racing_a_merge_or_an_erase_act_as_before_or_after_it(
     assert {r.status_code for r in responses} <= allowed, [
         r.text for r in responses if r.status_code not in allowed
     ]
+    assert await _held_by_the_inactive(database_url) == []
+
+
+async def test_an_erase_racing_a_merge_of_its_customer_erases_before_or_after_it(
+    client: httpx.AsyncClient, project: ProjectWithKey, database_url: str
+) -> None:
+    headers = project.admin_headers
+    pairs = [
+        [
+            (await identify(client, project, {"identifiers": {"email": email}})).json()["customer"][
+                "id"
+            ]
+            for email in (f"keep{n}@example.com", f"gone{n}@example.com")
+        ]
+        for n in range(8)
+    ]
+    merges = [
+        client.post(
+            "/v1/customers/merge", headers=headers, json={"target_id": a, "source_ids": [b]}
+        )
+        for a, b in pairs
+    ]
+    erases = [client.delete(f"/v1/customers/{b}", headers=headers) for _, b in pairs]
+    responses = await asyncio.gather(*merges, *erases)
+
+    for (survivor, source), merged, erased in zip(
+        pairs, responses[: len(pairs)], responses[len(pairs) :], strict=True
+    ):
+        assert erased.status_code == 200, erased.text
+        if merged.status_code == 200:  # the merge first: the erase takes both
+            assert sorted(erased.json()["erased_ids"]) == sorted([survivor, source])
+        else:  # the erase first: nothing left to merge
+            assert merged.status_code == 409, merged.text
+            assert erased.json()["erased_ids"] == [source]
     assert await _held_by_the_inactive(database_url) == []
