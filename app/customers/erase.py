@@ -47,9 +47,12 @@ async def erase_customer(uow: UnitOfWork, actor: Actor, customer_id: uuid.UUID) 
         async with uow:
             session = uow.session
             survivor = await surviving_id(session, project_id, customer_id)
-            view = (await views_of(session, project_id, [survivor]))[survivor]
-            await identity.lock_identities(session, project_id, view.identifiers, [survivor])
+            held = (await views_of(session, project_id, [survivor]))[survivor].identifiers
+            await identity.lock_identities(session, project_id, held, [survivor])
             await customer_rows.lock_active(session, project_id, [survivor])
+            # Who was merged into it, read under its row lock (which every merge into it
+            # takes): one that committed while this waited for the locks is erased too.
+            view = (await views_of(session, project_id, [survivor]))[survivor]
             everyone = [survivor, *view.merged_ids]
             now = datetime.now(UTC)
 
