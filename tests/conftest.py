@@ -87,6 +87,15 @@ def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+async def fetch_rows(url: str, query: str, *args: object) -> list[asyncpg.Record]:
+    """One query on a connection of its own (outside the app's pool and transactions)."""
+    connection = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        return await connection.fetch(query, *args)
+    finally:
+        await connection.close()
+
+
 @pytest.fixture(scope="session")
 def database_url() -> str:
     base_url = _base_database_url()

@@ -46,7 +46,7 @@ from app.core.errors import Conflict, DomainError, FieldError, InvalidInput
 from app.core.idempotency import IdempotentRequest, StoredResponse
 from app.core.ids import new_id
 from app.core.problems import json_pointer
-from app.core.retry import StaleRead, with_retries
+from app.core.retry import with_retries
 from app.customers import rows as customer_rows
 from app.customers.identify import identify_customer
 from app.customers.inputs import raise_if_invalid
@@ -351,12 +351,8 @@ async def _lock_live_customers(
     session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
 ) -> None:
     """Row locks in id order (see the module docstring); merged meanwhile: start over."""
-    if not customer_ids:
-        return
-    try:
+    if customer_ids:
         await customer_rows.lock_active(session, project_id, sorted(set(customer_ids)))
-    except Conflict as merged_meanwhile:
-        raise StaleRead from merged_meanwhile
 
 
 def _pending(actor: Actor, item: _Item, customer_id: uuid.UUID) -> _Pending:

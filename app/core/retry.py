@@ -9,6 +9,13 @@ ResultT = TypeVar("ResultT")
 DEFAULT_ATTEMPTS = 3
 
 
+class MergedMeanwhile(Conflict):
+    """A customer resolved (to its survivor) before its row was locked was merged or erased
+    by the time it was. Inside `with_retries` the use case starts over and resolves it
+    again: it then acts on the survivor, or answers 404, as if it had come after the merge
+    or the erase. A use case that does not start over answers this 409."""
+
+
 class StaleRead(Exception):
     """Raised inside a use case when what it read before taking its locks has changed."""
 
@@ -16,7 +23,7 @@ class StaleRead(Exception):
 async def with_retries(
     attempt: Callable[[], Awaitable[ResultT]],
     *,
-    retry_on: tuple[type[Exception], ...] = (StaleRead,),
+    retry_on: tuple[type[Exception], ...] = (StaleRead, MergedMeanwhile),
     attempts: int = DEFAULT_ATTEMPTS,
 ) -> ResultT:
     """Run `attempt` (one transaction) again after a lost race; a 409 if it keeps losing."""

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.copy import copy_records
-from app.core.errors import Conflict
+from app.core.retry import MergedMeanwhile
 from app.customers import repository
 from app.customers.inputs import PROFILE_FIELDS
 from app.customers.models import Customer
@@ -29,10 +29,11 @@ async def survivor_id(
 async def lock_active(
     session: AsyncSession, project_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Customer]:
-    """Lock live customers; one merged meanwhile makes the caller retry (409)."""
+    """Lock live customers; one merged or erased meanwhile makes the use case start over
+    (`with_retries`), or answer 409 if it does not."""
     locked = await repository.lock_customers(session, project_id, sorted(set(customer_ids)))
     if any(c.status != "active" for c in locked):
-        raise Conflict("A customer involved was merged meanwhile; retry the request.")
+        raise MergedMeanwhile("A customer involved was merged meanwhile; retry the request.")
     return {c.id: c for c in locked}
 
 

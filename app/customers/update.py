@@ -10,6 +10,7 @@ from app.changelog.service import Change, append_changes
 from app.core.auth import Actor
 from app.core.db import UnitOfWork
 from app.core.errors import FieldError, IdentifierTaken, InvalidInput, PreconditionFailed
+from app.core.retry import StaleRead, with_retries
 from app.customers import repository
 from app.customers.inputs import (
     IdentifierReader,
@@ -51,40 +52,49 @@ async def update_customer(
     if_match: int | None,
     default_phone_region: str,
 ) -> CustomerView:
-    async with uow:
-        session = uow.session
-        rules = await load_rules(
-            session, actor.project_id, actor.project, default_phone_region=default_phone_region
-        )
-        reader = IdentifierReader(rules)
-        edits = _read_edits(reader, patch.identifiers)
-        profile = read_profile(
-            patch.profile or ProfileIn(), rules, reader.errors, pointer="/profile"
-        )
-        raise_if_invalid(reader.errors)
-
-        survivor = await surviving_id(session, actor.project_id, customer_id)
-        refs = [w.ref for w in edits.wanted]
-        await identity.lock_identities(session, actor.project_id, refs, [survivor])
-        [customer] = await repository.lock_customers(session, actor.project_id, [survivor])
-        if if_match is not None and customer.version != if_match:
-            raise PreconditionFailed(
-                f"The customer is at version {customer.version}, not {if_match}; "
-                "read it again and reapply the change."
+    async def attempt() -> CustomerView:
+        async with uow:
+            session = uow.session
+            rules = await load_rules(
+                session, actor.project_id, actor.project, default_phone_region=default_phone_region
             )
-        current = (await views_of(session, actor.project_id, [customer.id]))[customer.id]
-        held = list(current.identifiers)
-        changes = await _apply_identifier_edits(session, actor, customer, held, edits)
-        changes += [
-            Change("update", c.field, c.old_value, c.new_value)
-            for c in apply_profile(customer, profile)
-        ]
-        if changes:
-            customer.version += 1
-            customer.updated_at = datetime.now(UTC)
-            await append_changes(session, customer.id, changes, actor=actor)
-            await session.flush()
-        return CustomerView.from_customer(customer, held, current.merged_ids, current.auth_token)
+            reader = IdentifierReader(rules)
+            edits = _read_edits(reader, patch.identifiers)
+            profile = read_profile(
+                patch.profile or ProfileIn(), rules, reader.errors, pointer="/profile"
+            )
+            raise_if_invalid(reader.errors)
+
+            survivor = await surviving_id(session, actor.project_id, customer_id)
+            refs = [w.ref for w in edits.wanted]
+            await identity.lock_identities(session, actor.project_id, refs, [survivor])
+            [customer] = await repository.lock_customers(session, actor.project_id, [survivor])
+            if customer.status != "active":
+                # Merged or erased after the survivor was read and before the lock: start over,
+                # to patch the new survivor (or answer 404), never the tombstone.
+                raise StaleRead
+            if if_match is not None and customer.version != if_match:
+                raise PreconditionFailed(
+                    f"The customer is at version {customer.version}, not {if_match}; "
+                    "read it again and reapply the change."
+                )
+            current = (await views_of(session, actor.project_id, [customer.id]))[customer.id]
+            held = list(current.identifiers)
+            changes = await _apply_identifier_edits(session, actor, customer, held, edits)
+            changes += [
+                Change("update", c.field, c.old_value, c.new_value)
+                for c in apply_profile(customer, profile)
+            ]
+            if changes:
+                customer.version += 1
+                customer.updated_at = datetime.now(UTC)
+                await append_changes(session, customer.id, changes, actor=actor)
+                await session.flush()
+            return CustomerView.from_customer(
+                customer, held, current.merged_ids, current.auth_token
+            )
+
+    return await with_retries(attempt)
 
 
 def _read_edits(reader: IdentifierReader, patch: IdentifiersPatch | None) -> _IdentifierEdits:

@@ -18,6 +18,7 @@ from app.core.db import UnitOfWork
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.idempotency import IdempotentRequest, StoredResponse
 from app.core.ids import new_id
+from app.core.retry import with_retries
 from app.customers import rows as customer_rows
 from app.loyalty import repository
 from app.loyalty.models import PointAccount, PointBalance, PointLot, PointSpend, PointTransaction
@@ -64,37 +65,41 @@ async def create_transaction(
     render: Renderer,
 ) -> StoredResponse:
     """Accrue, redeem or adjust, exactly once per Idempotency-Key."""
-    async with uow:
-        session = uow.session
-        replay = await idempotency.claim(session, actor.project_id, idempotent)
-        if replay is not None:
-            return replay
-        account = await account_named(session, actor.project_id, body.account)
-        amount = _signed_amount(body, account)
-        _check_dates(body, now)
-        survivor = await customer_rows.survivor_id(session, actor.project_id, customer_id)
-        await customer_rows.lock_active(session, actor.project_id, [survivor])
-        balance = await repository.locked_balance(
-            session, actor.project_id, survivor, account.id, now
-        )
-        await settle(session, actor, balance, account, now)
-        tx = _transaction(actor, survivor, account, body, amount, now)
-        if amount > 0:
-            await _credit(
-                session,
-                tx,
-                account,
-                balance,
-                now,
-                available_at=body.available_at,
-                expires_at=body.expires_at,
+
+    async def attempt() -> StoredResponse:
+        async with uow:
+            session = uow.session
+            replay = await idempotency.claim(session, actor.project_id, idempotent)
+            if replay is not None:
+                return replay
+            account = await account_named(session, actor.project_id, body.account)
+            amount = _signed_amount(body, account)
+            _check_dates(body, now)
+            survivor = await customer_rows.survivor_id(session, actor.project_id, customer_id)
+            await customer_rows.lock_active(session, actor.project_id, [survivor])
+            balance = await repository.locked_balance(
+                session, actor.project_id, survivor, account.id, now
             )
-        else:
-            await _debit(session, tx, balance, -amount)
-        await record_change(session, actor, account, tx)
-        response = StoredResponse(201, render(tx, account))
-        await idempotency.remember(session, actor.project_id, idempotent, response)
-        return response
+            await settle(session, actor, balance, account, now)
+            tx = _transaction(actor, survivor, account, body, amount, now)
+            if amount > 0:
+                await _credit(
+                    session,
+                    tx,
+                    account,
+                    balance,
+                    now,
+                    available_at=body.available_at,
+                    expires_at=body.expires_at,
+                )
+            else:
+                await _debit(session, tx, balance, -amount)
+            await record_change(session, actor, account, tx)
+            response = StoredResponse(201, render(tx, account))
+            await idempotency.remember(session, actor.project_id, idempotent, response)
+            return response
+
+    return await with_retries(attempt)
 
 
 def _check_dates(body: TransactionCreate, now: datetime) -> None:
@@ -209,56 +214,62 @@ async def reverse_transaction(
 ) -> PointTransaction:
     """Undo an accrual (if none of its points were spent or expired) or a redemption
     (its points go back to the very lots they came from). Once per transaction."""
-    async with uow:
-        session = uow.session
-        survivor = await customer_rows.survivor_id(session, actor.project_id, customer_id)
-        await customer_rows.lock_active(session, actor.project_id, [survivor])
-        original = await repository.transaction(session, actor.project_id, transaction_id)
-        if original is None or original.customer_id != survivor:
-            raise NotFound(f"No points transaction {transaction_id} for this customer.")
-        if original.type in ("expiry", "reversal"):
-            raise InvalidInput(
-                f"A {original.type} cannot be reversed.",
-                errors=[
-                    FieldError(location="path", pointer="/transaction_id", message="Not reversible")
-                ],
+
+    async def attempt() -> PointTransaction:
+        async with uow:
+            session = uow.session
+            survivor = await customer_rows.survivor_id(session, actor.project_id, customer_id)
+            await customer_rows.lock_active(session, actor.project_id, [survivor])
+            original = await repository.transaction(session, actor.project_id, transaction_id)
+            if original is None or original.customer_id != survivor:
+                raise NotFound(f"No points transaction {transaction_id} for this customer.")
+            if original.type in ("expiry", "reversal"):
+                raise InvalidInput(
+                    f"A {original.type} cannot be reversed.",
+                    errors=[
+                        FieldError(
+                            location="path", pointer="/transaction_id", message="Not reversible"
+                        )
+                    ],
+                )
+            if await repository.reversal_of(session, original.id) is not None:
+                raise Conflict("This transaction was already reversed.")
+            account = next(
+                a
+                for a in await repository.accounts(session, actor.project_id)
+                if a.id == original.account_id
             )
-        if await repository.reversal_of(session, original.id) is not None:
-            raise Conflict("This transaction was already reversed.")
-        account = next(
-            a
-            for a in await repository.accounts(session, actor.project_id)
-            if a.id == original.account_id
-        )
-        balance = await repository.locked_balance(
-            session, actor.project_id, survivor, account.id, now
-        )
-        await settle(session, actor, balance, account, now)
-        reversal = PointTransaction(
-            id=new_id(),
-            project_id=actor.project_id,
-            customer_id=survivor,
-            origin_customer_id=survivor,
-            account_id=account.id,
-            type="reversal",
-            amount=-original.amount,
-            reason=f"reversal of {original.type}",
-            reference=str(original.id),
-            available_at=now,
-            expires_at=None,
-            reverses_id=original.id,
-            touchpoint=actor.touchpoint,
-            initiator=actor.initiator,
-            request_id=actor.request_id,
-            created_at=now,
-        )
-        if original.amount > 0:
-            await _take_back_credit(session, original, reversal, balance)
-        else:
-            await _give_back_debit(session, original, reversal, balance)
-        await settle(session, actor, balance, account, now)
-        await record_change(session, actor, account, reversal)
-        return reversal
+            balance = await repository.locked_balance(
+                session, actor.project_id, survivor, account.id, now
+            )
+            await settle(session, actor, balance, account, now)
+            reversal = PointTransaction(
+                id=new_id(),
+                project_id=actor.project_id,
+                customer_id=survivor,
+                origin_customer_id=survivor,
+                account_id=account.id,
+                type="reversal",
+                amount=-original.amount,
+                reason=f"reversal of {original.type}",
+                reference=str(original.id),
+                available_at=now,
+                expires_at=None,
+                reverses_id=original.id,
+                touchpoint=actor.touchpoint,
+                initiator=actor.initiator,
+                request_id=actor.request_id,
+                created_at=now,
+            )
+            if original.amount > 0:
+                await _take_back_credit(session, original, reversal, balance)
+            else:
+                await _give_back_debit(session, original, reversal, balance)
+            await settle(session, actor, balance, account, now)
+            await record_change(session, actor, account, reversal)
+            return reversal
+
+    return await with_retries(attempt)
 
 
 async def _take_back_credit(

@@ -24,6 +24,7 @@ from app.core.auth import Actor
 from app.core.db import UnitOfWork
 from app.core.errors import Conflict, FieldError, InvalidInput
 from app.core.ids import new_id
+from app.core.retry import with_retries
 from app.customers import rows as customer_rows
 from app.customers.models import Customer
 from app.customers.views import surviving_view
@@ -213,17 +214,21 @@ async def set_subscriptions(
     uow: UnitOfWork, actor: Actor, customer_id: uuid.UUID, decisions: list[SubscriptionDecision]
 ) -> list[DecisionResult]:
     """Several decisions at once: all are applied, or none (422 pointing at each problem)."""
-    async with uow:
-        session = uow.session
-        survivor = await customer_rows.survivor_id(session, actor.project_id, customer_id)
-        customers = await customer_rows.lock_active(session, actor.project_id, [survivor])
-        results = await apply_decisions(
-            session, actor, survivor, decisions, pointer_prefix="/subscriptions"
-        )
-        if any(r.changed for r in results):
-            customer_rows.mark_changed(customers[survivor])
-            await session.flush()
-        return results
+
+    async def attempt() -> list[DecisionResult]:
+        async with uow:
+            session = uow.session
+            survivor = await customer_rows.survivor_id(session, actor.project_id, customer_id)
+            customers = await customer_rows.lock_active(session, actor.project_id, [survivor])
+            results = await apply_decisions(
+                session, actor, survivor, decisions, pointer_prefix="/subscriptions"
+            )
+            if any(r.changed for r in results):
+                customer_rows.mark_changed(customers[survivor])
+                await session.flush()
+            return results
+
+    return await with_retries(attempt)
 
 
 async def current_subscriptions(

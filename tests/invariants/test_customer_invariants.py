@@ -4,18 +4,18 @@ invariant checked against the database and the API after each step.
 Identify (every conflict policy), PATCH, explicit merge, devices (shared ones too),
 consent, points and erase run in one project per example, drawing identifiers from a
 small pool so that collisions, moves and merges happen often. The state machine keeps a
-model only of what it needs to predict: which customers exist, which were merged into
-which, which were erased, and each survivor's points. Everything else is checked as an
-invariant of the stored data (see checks.py). docs/testing.md says how to run it longer.
+model of what it must predict (model.py), and judges each request's answer against it
+(members.py, serial.py). Everything else is checked as an invariant of the stored data
+(checks.py). docs/testing.md says how to run it longer.
 """
 
 import asyncio
 import os
 import time
 import uuid
-from collections.abc import Iterator
-from decimal import Decimal
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -37,8 +37,22 @@ from tests.invariants.checks import (
     changelog_problems,
     ownership_problems,
 )
+from tests.invariants.members import (
+    ACCOUNT,
+    Erase,
+    Identify,
+    Member,
+    Merge,
+    Patch,
+    Points,
+    RegisterDevice,
+    Request,
+    SetConsent,
+)
+from tests.invariants.model import Model
 from tests.invariants.runtime import InvariantRuntime
-from tests.invariants.snapshot import CUSTOM_FIELD, Snapshot, flat_profile, take_snapshot
+from tests.invariants.serial import explain
+from tests.invariants.snapshot import CUSTOM_FIELD, Snapshot, take_snapshot
 
 # CI's budget; CDP_INVARIANT_EXAMPLES / CDP_INVARIANT_STEPS run it longer (docs/testing.md).
 EXAMPLES = int(os.environ.get("CDP_INVARIANT_EXAMPLES", "15"))
@@ -66,7 +80,6 @@ CARDS = ("CARD-1", "CARD-2", "CARD-3", "CARD-4")
 CRM_IDS = ("CRM-1", "CRM-2")
 INSTALLATIONS = ("install-a", "install-b", "install-c")
 PUSH_TOKENS = ("token-aaaaaaaaaaaaaaaa", "token-bbbbbbbbbbbbbbbb", "token-cccccccccccccccc")
-ACCOUNT = "bonus"
 
 emails = st.sampled_from(EMAILS).flatmap(
     lambda e: st.sampled_from([e, e.upper(), f"  {e.capitalize()} "])
@@ -110,17 +123,28 @@ profiles = st.fixed_dictionaries(
 )
 policies = st.sampled_from(["reject", "merge", "reassign"])
 decisions = st.lists(
-    st.fixed_dictionaries(
-        {
-            "channel": st.sampled_from(["email", "sms", "mobile_push"]),
-            "status": st.sampled_from(["subscribed", "unsubscribed", "pending"]),
-        }
+    st.tuples(
+        st.sampled_from(["email", "sms", "mobile_push"]),
+        st.sampled_from(["subscribed", "unsubscribed", "pending"]),
     ),
     min_size=1,
     max_size=2,
-    unique_by=lambda d: d["channel"],
+    unique_by=lambda d: d[0],
 )
+point_kinds = st.sampled_from(["accrual", "redemption", "adjustment"])
 LOOKUP = {"email": "email", "phone": "phone"}
+
+
+@dataclass(frozen=True)
+class Aim:
+    """What a request's random parts are drawn from."""
+
+    customers: st.SearchStrategy[str]
+    identifiers: st.SearchStrategy[dict[str, Any]]
+    policies: st.SearchStrategy[str]
+
+
+MemberT = TypeVar("MemberT", bound=Member)
 
 
 class CustomerMachine(RuleBasedStateMachine):
@@ -128,47 +152,110 @@ class CustomerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.ids: list[str] = []  # every customer made, in order
-        self.parent: dict[str, str] = {}  # merged id -> the customer it was merged into
-        self.erased: set[str] = set()  # erased survivors (those merged into them stay merged)
-        self.balance: dict[str, Decimal] = {}  # live customer -> available points
-        self.last_points: tuple[str, dict[str, Any], str, httpx.Response] | None = None
+        self.model = Model()
         # The step must have written nothing: a problem response, a preview, a replay.
         self.must_write_nothing = False
+        self.observed: Snapshot | None = None  # the data after the step, taken by the step
         self.statuses: dict[str, tuple[str, str | None]] = {}  # at the last check
-
-    # -- the model -------------------------------------------------------------------
-
-    def root(self, customer_id: str) -> str:
-        while customer_id in self.parent:
-            customer_id = self.parent[customer_id]
-        return customer_id
-
-    def merged_into(self, root: str) -> set[str]:
-        return {cid for cid in self.ids if cid != root and self.root(cid) == root}
-
-    def is_live(self, customer_id: str) -> bool:
-        return customer_id not in self.parent and customer_id not in self.erased
 
     # -- HTTP --------------------------------------------------------------------------
 
     def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        headers = {**self.owner.admin_headers, **kwargs.pop("headers", {})}
-        response = self.runtime.run(
-            self.runtime.client.request(method, url, headers=headers, **kwargs)
-        )
+        response = self.runtime.run(self.send(Request(method, url, **kwargs)))
         assert response.status_code < 500, f"{method} {url}: {response.text}"
         return response
 
-    def expect(self, response: httpx.Response, *allowed: int) -> None:
-        assert response.status_code in allowed, (
-            f"{response.request.method} {response.request.url}: {response.status_code} "
-            f"not in {allowed}: {response.text}"
+    async def send(self, request: Request) -> httpx.Response:
+        headers = {**self.owner.admin_headers, **request.headers}
+        return await self.runtime.client.request(
+            request.method, request.url, json=request.body, headers=headers
         )
-        self.must_write_nothing = response.status_code >= 400
 
-    def pick(self, data: st.DataObject) -> str:
-        return data.draw(st.sampled_from(self.ids), label="customer")
+    def play(self, members: Sequence[Member]) -> list[httpx.Response]:
+        """Send the requests at the same time, then judge their answers in a serial order
+        that explains them and ends where the data is (for one request: its only order)."""
+
+        async def together() -> list[httpx.Response]:
+            return await asyncio.gather(*(self.send(m.request) for m in members))
+
+        responses = self.runtime.run(together())
+        for member, response in zip(members, responses, strict=True):
+            assert response.status_code < 500, f"{member.request}: {response.text}"
+        after = self.snapshot()
+        balances = self.runtime.run(balance_rows(self.runtime.db, self.owner.project.id))
+        self.model = explain(
+            self.model, members, responses, lambda model: model.problems(after, balances)
+        )
+        self.must_write_nothing = self.model.writes == 0
+        self.observed = after
+        return responses
+
+    def play_one(
+        self, draw: Callable[[st.DataObject, Aim], MemberT], data: st.DataObject
+    ) -> tuple[MemberT, httpx.Response]:
+        """A step of one request, drawn from anything."""
+        member = draw(data, self.anywhere())
+        [response] = self.play([member])
+        return member, response
+
+    # -- drawing requests ----------------------------------------------------------------
+
+    def anywhere(self) -> Aim:
+        return Aim(st.sampled_from(self.model.ids), identifier_sets, policies)
+
+    def draw_identify(self, data: st.DataObject, aim: Aim) -> Identify:
+        by_id = bool(self.model.ids) and data.draw(st.booleans(), label="by id")
+        return Identify(
+            identifiers=data.draw(aim.identifiers, label="identifiers"),
+            on_conflict=data.draw(aim.policies, label="on_conflict"),
+            profile=data.draw(profiles, label="profile"),
+            consent=data.draw(st.sampled_from([None, "subscribed", "unsubscribed"])),
+            named=data.draw(aim.customers, label="customer_id") if by_id else None,
+        )
+
+    def draw_dry_run(self, data: st.DataObject, aim: Aim) -> Identify:
+        identifiers = data.draw(aim.identifiers, label="identifiers")
+        on_conflict = data.draw(aim.policies, label="on_conflict")
+        return Identify(identifiers, on_conflict, dry_run=True)
+
+    def draw_patch(self, data: st.DataObject, aim: Aim) -> Patch:
+        customer_id = data.draw(aim.customers, label="customer")
+        identifiers = data.draw(identifier_patches, label="identifiers")
+        profile = data.draw(profiles, label="profile")
+        if_match = data.draw(st.sampled_from(["none", "current", "stale"]), label="if_match")
+        if if_match == "none" or self.model.is_gone(customer_id):
+            return Patch(customer_id, identifiers, profile, if_match)
+        shown = self.call("GET", f"/v1/customers/{customer_id}").json()
+        return Patch(customer_id, identifiers, profile, if_match, shown["version"], shown["id"])
+
+    def draw_merge(self, data: st.DataObject, aim: Aim) -> Merge:
+        target = data.draw(aim.customers, label="target")
+        sources = data.draw(
+            st.lists(aim.customers, min_size=1, max_size=2, unique=True), label="sources"
+        )
+        return Merge(target, tuple(sources), data.draw(st.booleans(), label="dry run"))
+
+    def draw_device(self, data: st.DataObject, aim: Aim) -> RegisterDevice:
+        return RegisterDevice(
+            customer=data.draw(aim.customers, label="customer"),
+            installation=data.draw(st.sampled_from(INSTALLATIONS), label="installation"),
+            token=data.draw(st.none() | st.sampled_from(PUSH_TOKENS), label="push token"),
+            platform=data.draw(st.sampled_from(["ios", "android"]), label="platform"),
+        )
+
+    def draw_consent(self, data: st.DataObject, aim: Aim) -> SetConsent:
+        customer_id = data.draw(aim.customers, label="customer")
+        return SetConsent(customer_id, tuple(data.draw(decisions, label="decisions")))
+
+    def draw_points(self, data: st.DataObject, aim: Aim) -> Points:
+        customer_id = data.draw(aim.customers, label="customer")
+        kind = data.draw(point_kinds, label="type")
+        amount = data.draw(st.integers(min_value=1, max_value=60), label="amount")
+        negative = kind == "adjustment" and data.draw(st.booleans(), label="negative")
+        return Points(customer_id, kind, -amount if negative else amount)
+
+    def draw_erase(self, data: st.DataObject, aim: Aim) -> Erase:
+        return Erase(data.draw(aim.customers, label="customer"))
 
     # -- setup -------------------------------------------------------------------------
 
@@ -181,248 +268,81 @@ class CustomerMachine(RuleBasedStateMachine):
             {"key": "crm_id", "type": "unique_id"},
             {"key": CUSTOM_FIELD, "type": "string"},
         ):
-            self.expect(self.call("POST", "/v1/fields", json=body), 201)
+            response = self.call("POST", "/v1/fields", body=body)
+            assert response.status_code == 201, response.text
         account = {"code": ACCOUNT, "name": "Bonus points", "precision": 0}
-        self.expect(self.call("POST", "/v1/point-accounts", json=account), 201)
+        response = self.call("POST", "/v1/point-accounts", body=account)
+        assert response.status_code == 201, response.text
         self.before = self.snapshot()
 
-    # -- rules -------------------------------------------------------------------------
+    # -- one request a step ----------------------------------------------------------------
 
-    @rule(
-        identifiers=identifier_sets,
-        profile=profiles,
-        on_conflict=policies,
-        consent=st.sampled_from([None, "subscribed", "unsubscribed"]),
-        by_id=st.booleans(),
-        data=st.data(),
-    )
-    def identify(
-        self,
-        identifiers: dict[str, Any],
-        profile: dict[str, Any],
-        on_conflict: str,
-        consent: str | None,
-        by_id: bool,
-        data: st.DataObject,
-    ) -> None:
-        named = self.pick(data) if by_id and self.ids else None
-        sent = {**identifiers, **({"customer_id": named} if named else {})}
-        body: dict[str, Any] = {"identifiers": sent, "profile": profile, "on_conflict": on_conflict}
-        if consent is not None and "email" in identifiers:
-            # Consent with the email that reaches it, so that merges meet consent often.
-            body["subscriptions"] = [{"channel": "email", "status": consent}]
-        response = self.call("POST", "/v1/customers/identify", json=body)
-        if named is not None and self.root(named) in self.erased:
-            self.expect(response, 404)
-            return
-        allowed = (200, 201) if on_conflict == "merge" else (200, 201, 409)
-        self.expect(response, *allowed)
-        if self.must_write_nothing:
-            return
-        answer = response.json()
-        customer_id = answer["customer"]["id"]
-        if response.status_code == 201:
-            assert answer["result"] == "created"
-            assert customer_id not in self.ids
-            self.ids.append(customer_id)
-        for merged in answer["merged_ids"]:
-            assert self.is_live(merged), f"identify merged {merged}, not a live customer"
-            self.merge_model(customer_id, merged)
-        assert self.is_live(customer_id), f"identify answered with {customer_id}"
-        if named is not None:
-            assert customer_id == self.root(named), "identify by id answers with the survivor"
-        self.sent_identifiers_belong_to(customer_id, identifiers)
+    @rule(data=st.data())
+    def identify(self, data: st.DataObject) -> None:
+        member, response = self.play_one(self.draw_identify, data)
+        if response.status_code in (200, 201):
+            customer_id = response.json()["customer"]["id"]
+            self.sent_identifiers_belong_to(customer_id, member.identifiers)
 
-    @rule(identifiers=identifier_sets, on_conflict=policies)
-    def identify_dry_run(self, identifiers: dict[str, Any], on_conflict: str) -> None:
+    @rule(data=st.data())
+    def identify_dry_run(self, data: st.DataObject) -> None:
         """A preview writes nothing, whatever it would have done."""
-        body = {"identifiers": identifiers, "on_conflict": on_conflict}
-        response = self.call("POST", "/v1/customers/identify?dry_run=true", json=body)
-        self.expect(response, 200, 201, 409)
-        self.must_write_nothing = True
+        self.play_one(self.draw_dry_run, data)
 
-    @precondition(lambda self: self.ids)
-    @rule(
-        data=st.data(),
-        identifiers=identifier_patches,
-        profile=profiles,
-        if_match=st.sampled_from(["none", "current", "stale"]),
-    )
-    def patch(
-        self,
-        data: st.DataObject,
-        identifiers: dict[str, Any],
-        profile: dict[str, Any],
-        if_match: str,
-    ) -> None:
-        customer_id = self.pick(data)
-        root = self.root(customer_id)
-        headers: dict[str, str] = {}
-        if if_match != "none" and root not in self.erased:
-            version = self.call("GET", f"/v1/customers/{customer_id}").json()["version"]
-            headers["If-Match"] = f'"{version if if_match == "current" else version - 1}"'
-        body = {"identifiers": identifiers, "profile": profile}
-        response = self.call("PATCH", f"/v1/customers/{customer_id}", json=body, headers=headers)
-        if root in self.erased:
-            self.expect(response, 404)
-            return
-        if if_match == "stale":
-            self.expect(response, 412)
-            return
-        self.expect(response, 200, 409, 422)
-        if self.must_write_nothing:
-            return
-        answer = response.json()
-        assert answer["id"] == root, "a PATCH of a merged id changes the survivor"
-        shown = flat_profile(answer["profile"])
-        for name, value in flat_profile_patch(profile).items():
-            assert shown[name] == value, f"PATCH set {name}={value!r}, answer shows {shown[name]!r}"
-        self.sent_identifiers_belong_to(root, {k: v for k, v in identifiers.items() if v})
-        shown_ids = answer["identifiers"]
-        for name in ("email", "phone"):
-            if name in identifiers and identifiers[name] is None:
-                assert shown_ids[name] is None, f"PATCH removed the {name}"
-        if "discount_cards" in identifiers:
-            assert sorted(shown_ids["discount_cards"]) == sorted(identifiers["discount_cards"])
+    @precondition(lambda self: self.model.ids)
+    @rule(data=st.data())
+    def patch(self, data: st.DataObject) -> None:
+        member, response = self.play_one(self.draw_patch, data)
+        if response.status_code == 200:
+            sent = {k: v for k, v in member.identifiers.items() if v}
+            self.sent_identifiers_belong_to(response.json()["id"], sent)
 
-    @precondition(lambda self: len(self.ids) >= 2)
-    @rule(data=st.data(), dry_run=st.booleans())
-    def merge(self, data: st.DataObject, dry_run: bool) -> None:
-        target = self.pick(data)
-        sources = data.draw(
-            st.lists(st.sampled_from(self.ids), min_size=1, max_size=2, unique=True),
-            label="sources",
-        )
-        body = {"target_id": target, "source_ids": sources}
-        suffix = "?dry_run=true" if dry_run else ""
-        response = self.call("POST", f"/v1/customers/merge{suffix}", json=body)
-        if target in sources:
-            self.expect(response, 422)
-        elif not all(self.is_live(c) for c in [target, *sources]):
-            self.expect(response, 409)
-        else:
-            self.expect(response, 200)
-            answer = response.json()
-            assert answer["survivor"]["id"] == target
-            assert sorted(answer["merged_ids"]) == sorted(sources)
-            if dry_run:
-                self.must_write_nothing = True  # nothing may be written
-            else:
-                for source in sources:
-                    self.merge_model(target, source)
+    @precondition(lambda self: len(self.model.ids) >= 2)
+    @rule(data=st.data())
+    def merge(self, data: st.DataObject) -> None:
+        self.play_one(self.draw_merge, data)
 
-    @precondition(lambda self: self.ids)
-    @rule(
-        data=st.data(),
-        installation=st.sampled_from(INSTALLATIONS),
-        token=st.none() | st.sampled_from(PUSH_TOKENS),
-        platform=st.sampled_from(["ios", "android"]),
-    )
-    def register_device(
-        self, data: st.DataObject, installation: str, token: str | None, platform: str
-    ) -> None:
-        customer_id = self.pick(data)
-        body: dict[str, Any] = {
-            "kind": "mobile_app",
-            "app_id": "com.acme.shop",
-            "platform": platform,
-        }
-        if token is not None:
-            body |= {"push_provider": "fcm", "push_token": token}
-        url = f"/v1/customers/{customer_id}/devices/{installation}"
-        response = self.call("PUT", url, json=body)
-        if self.root(customer_id) in self.erased:
-            self.expect(response, 404)
-            return
-        self.expect(response, 200)
-        listed = self.call("GET", f"/v1/customers/{customer_id}/devices").json()
-        assert installation in {d["installation_id"] for d in listed}
+    @precondition(lambda self: self.model.ids)
+    @rule(data=st.data())
+    def register_device(self, data: st.DataObject) -> None:
+        member, response = self.play_one(self.draw_device, data)
+        if response.status_code == 200:
+            listed = self.call("GET", f"/v1/customers/{member.customer}/devices").json()
+            assert member.installation in {d["installation_id"] for d in listed}
 
-    @precondition(lambda self: self.ids)
-    @rule(data=st.data(), wanted=decisions)
-    def set_consent(self, data: st.DataObject, wanted: list[dict[str, str]]) -> None:
-        customer_id = self.pick(data)
-        url = f"/v1/customers/{customer_id}/subscriptions"
-        response = self.call("PUT", url, json={"subscriptions": wanted})
-        if self.root(customer_id) in self.erased:
-            self.expect(response, 404)
-            return
-        # 422: no way to reach the customer on the channel, or subscribed -> pending.
-        self.expect(response, 200, 422)
-        if self.must_write_nothing:
-            return
-        current = {
-            s["channel"]: s["status"] for s in self.call("GET", url).json() if s["topic"] is None
-        }
-        for decision in wanted:
-            assert current[decision["channel"]] == decision["status"]
+    @precondition(lambda self: self.model.ids)
+    @rule(data=st.data())
+    def set_consent(self, data: st.DataObject) -> None:
+        member, response = self.play_one(self.draw_consent, data)
+        if response.status_code == 200:
+            stored = self.call("GET", member.url).json()
+            current = {s["channel"]: s["status"] for s in stored if s["topic"] is None}
+            for channel, status in member.decisions:
+                assert current[channel] == status
 
-    @precondition(lambda self: self.ids)
-    @rule(
-        data=st.data(),
-        kind=st.sampled_from(["accrual", "redemption", "adjustment"]),
-        amount=st.integers(min_value=1, max_value=60),
-        negative=st.booleans(),
-    )
-    def points(self, data: st.DataObject, kind: str, amount: int, negative: bool) -> None:
-        customer_id = self.pick(data)
-        root = self.root(customer_id)
-        signed = -amount if kind == "redemption" or (kind == "adjustment" and negative) else amount
-        body = {
-            "account": ACCOUNT,
-            "type": kind,
-            "amount": signed if kind == "adjustment" else amount,
-        }
-        key = uuid.uuid4().hex
-        url = f"/v1/customers/{customer_id}/points/transactions"
-        response = self.call("POST", url, json=body, headers={"Idempotency-Key": key})
-        if root in self.erased:
-            self.expect(response, 404)
-            return
-        available = self.balance.get(root, Decimal(0))
-        if available + signed < 0:
-            self.expect(response, 409)  # a spend above the balance is refused
-            return
-        self.expect(response, 201)
-        self.balance[root] = available + signed
-        self.last_points = (url, body, key, response)
+    @precondition(lambda self: self.model.ids)
+    @rule(data=st.data())
+    def points(self, data: st.DataObject) -> None:
+        self.play_one(self.draw_points, data)
 
-    @precondition(lambda self: self.last_points is not None)
+    @precondition(lambda self: self.model.last_points is not None)
     @rule()
     def replay_points(self) -> None:
         """A retry with the same Idempotency-Key and body is the first answer, byte for byte,
         and writes nothing; unless the customer was erased since, which forgets it."""
-        assert self.last_points is not None
-        url, body, key, first = self.last_points
-        response = self.call("POST", url, json=body, headers={"Idempotency-Key": key})
-        if self.root(first.json()["customer_id"]) in self.erased:
-            self.expect(response, 404)
-            return
-        assert response.status_code == first.status_code
-        assert response.content == first.content
-        self.must_write_nothing = True  # nothing may be written
+        assert self.model.last_points is not None
+        self.play([self.model.last_points])
 
-    @precondition(lambda self: self.ids)
+    @precondition(lambda self: self.model.ids)
     @rule(data=st.data())
     def erase(self, data: st.DataObject) -> None:
-        customer_id = self.pick(data)
-        root = self.root(customer_id)
-        response = self.call("DELETE", f"/v1/customers/{customer_id}")
-        if root in self.erased:
-            self.expect(response, 404)
-            return
-        self.expect(response, 200)
-        answer = response.json()
-        everyone = {root, *self.merged_into(root)}
-        assert answer["id"] == root
-        assert set(answer["erased_ids"]) == everyone
-        self.erased.add(root)
+        self.play_one(self.draw_erase, data)
 
     # -- after every step --------------------------------------------------------------
 
     @invariant()
     def invariants_hold(self) -> None:
-        after = self.snapshot()
+        after = self.observed or self.snapshot()
         problems: list[str] = []
         if self.must_write_nothing and after.stored() != self.before.stored():
             problems.append("a request that failed (or a preview, or a replay) changed data")
@@ -430,16 +350,16 @@ class CustomerMachine(RuleBasedStateMachine):
         # Reads by id follow the statuses checked above: read them all again only when a
         # status or a merge pointer moved (or a customer was made).
         statuses = {cid: state[:2] for cid, state in after.customers.items()}
-        read = [] if statuses == self.statuses else self.ids
+        read = [] if statuses == self.statuses else self.model.ids
         ownership, balances, reads = self.runtime.run(self.read_all(after, read))
         problems += ownership
         problems += balance_problems(balances)
-        problems += self.model_problems(after, balances)
+        problems += self.model.problems(after, balances)
         for customer_id, response in zip(read, reads, strict=True):
             problems += self.read_problems(customer_id, response)
         self.statuses = statuses
         self.runtime.checks += 1
-        self.before, self.must_write_nothing = after, False
+        self.before, self.observed, self.must_write_nothing = after, None, False
         assert not problems, "\n".join(problems)
 
     async def read_all(
@@ -455,32 +375,11 @@ class CustomerMachine(RuleBasedStateMachine):
         )
         return ownership, balances, reads
 
-    def model_problems(
-        self, after: Snapshot, balances: dict[tuple[str, str], dict[str, Any]]
-    ) -> list[str]:
-        """The stored statuses and balances are the model's."""
-        problems: list[str] = []
-        for customer_id in self.ids:
-            status, merged_into, _ = after.customers[customer_id]
-            expected = (
-                "merged"
-                if customer_id in self.parent
-                else ("erased" if customer_id in self.erased else "active")
-            )
-            if status != expected or (
-                expected == "merged" and merged_into != self.parent[customer_id]
-            ):
-                problems.append(f"{customer_id} is {status}/{merged_into}, model: {expected}")
-        available = {c: row["available"] for (c, _), row in balances.items()}
-        for customer_id, points in self.balance.items():
-            if self.is_live(customer_id) and available.get(customer_id, 0) != points:
-                problems.append(f"{customer_id} has {available.get(customer_id)}, model {points}")
-        return problems
-
     def read_problems(self, customer_id: str, response: httpx.Response) -> list[str]:
         """A merged id reads as its survivor, an erased one (or one merged into it) is 404."""
-        root = self.root(customer_id)
-        if root in self.erased:
+        model = self.model
+        root = model.root(customer_id)
+        if root in model.erased:
             if response.status_code == 404:
                 return []
             return [f"erased {customer_id} reads {response.status_code}"]
@@ -490,7 +389,7 @@ class CustomerMachine(RuleBasedStateMachine):
         problems = []
         if shown["id"] != root or shown["status"] != "active":
             problems.append(f"{customer_id} reads as {shown['id']} {shown['status']}, not {root}")
-        if set(shown["merged_ids"]) != self.merged_into(root):
+        if set(shown["merged_ids"]) != model.merged_into(root):
             problems.append(f"{root} shows merged_ids {shown['merged_ids']}")
         return problems
 
@@ -498,11 +397,6 @@ class CustomerMachine(RuleBasedStateMachine):
 
     def snapshot(self) -> Snapshot:
         return self.runtime.run(take_snapshot(self.runtime.db, self.runtime.client, self.owner))
-
-    def merge_model(self, target: str, source: str) -> None:
-        self.parent[source] = target
-        moved = self.balance.pop(source, Decimal(0))
-        self.balance[target] = self.balance.get(target, Decimal(0)) + moved
 
     def sent_identifiers_belong_to(self, customer_id: str, identifiers: dict[str, Any]) -> None:
         """After a write, lookup by each identifier sent (as it was spelled) finds the customer."""
@@ -527,14 +421,6 @@ class CustomerMachine(RuleBasedStateMachine):
             assert found.status_code == 200, f"lookup {parameter}={value!r}: {found.text}"
             owner = found.json()["id"]
             assert owner == customer_id, f"{parameter}={value!r} belongs to {owner}"
-
-
-def flat_profile_patch(profile: dict[str, Any]) -> dict[str, Any]:
-    """The fields a profile patch sets, named as the changelog names them."""
-    flat = {name: value for name, value in profile.items() if name != "custom_fields"}
-    for key, value in (profile.get("custom_fields") or {}).items():
-        flat[f"custom_fields.{key}"] = value
-    return flat
 
 
 @pytest.fixture
