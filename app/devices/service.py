@@ -284,40 +284,48 @@ async def _record(
 async def unlink_device(
     uow: UnitOfWork, actor: Actor, customer_id: uuid.UUID, installation_id: str
 ) -> None:
-    """The customer no longer uses the device; the identifiers it gave them go too."""
-    async with uow:
-        session = uow.session
-        project_id = actor.project_id
-        customer_id = await customer_rows.survivor_id(session, project_id, customer_id)
-        device = await repository.device_by_installation(session, project_id, installation_id)
-        if device is None:
-            raise NotFound(f"No device {installation_id}.")
-        refs = [IdentifierRef(kinds.APP_INSTALLATION, installation_id)]
-        if device.push_token is not None:
-            refs.append(IdentifierRef(kinds.PUSH_TOKEN, device.push_token))
-        await identity.lock_identities(session, project_id, refs, [customer_id])
-        customers = await customer_rows.lock_active(session, project_id, [customer_id])
-        if not await repository.unlink(session, project_id, customer_id, device.id):
-            raise NotFound(f"Customer {customer_id} is not linked to device {installation_id}.")
-        owners = await identity.owners_of(session, project_id, refs)
-        held = await identity.identifiers_by_customer(session, project_id, [customer_id])
-        mine = [ref for ref in refs if owners.get(ref) == customer_id]
-        if mine and len(held[customer_id]) <= len(mine):
-            raise InvalidInput(
-                "A customer must keep at least one identifier; this device is their last.",
-                errors=[
-                    FieldError(
-                        location="path", pointer="/installation_id", message="Last identifier"
-                    )
-                ],
-            )
-        changes = _Changes()
-        for ref in mine:
-            await identity.detach(session, customer_id, ref, actor=actor)
-            changes.add(customer_id, Change("identifier_removed", ref.kind, ref.value, None))
-        name = f"devices.{installation_id}"
-        changes.add(customer_id, Change("device_unlinked", name, str(device.id), None))
-        await _record(session, actor, customers, changes)
+    """The customer no longer uses the device; the identifiers it gave them go too.
+    Started over when the customer was merged or erased before its row was locked."""
+
+    async def attempt() -> None:
+        async with uow:
+            await _unlink(uow.session, actor, customer_id, installation_id)
+
+    await with_retries(attempt)
+
+
+async def _unlink(
+    session: AsyncSession, actor: Actor, customer_id: uuid.UUID, installation_id: str
+) -> None:
+    project_id = actor.project_id
+    customer_id = await customer_rows.survivor_id(session, project_id, customer_id)
+    device = await repository.device_by_installation(session, project_id, installation_id)
+    if device is None:
+        raise NotFound(f"No device {installation_id}.")
+    refs = [IdentifierRef(kinds.APP_INSTALLATION, installation_id)]
+    if device.push_token is not None:
+        refs.append(IdentifierRef(kinds.PUSH_TOKEN, device.push_token))
+    await identity.lock_identities(session, project_id, refs, [customer_id])
+    customers = await customer_rows.lock_active(session, project_id, [customer_id])
+    if not await repository.unlink(session, project_id, customer_id, device.id):
+        raise NotFound(f"Customer {customer_id} is not linked to device {installation_id}.")
+    owners = await identity.owners_of(session, project_id, refs)
+    held = await identity.identifiers_by_customer(session, project_id, [customer_id])
+    mine = [ref for ref in refs if owners.get(ref) == customer_id]
+    if mine and len(held[customer_id]) <= len(mine):
+        raise InvalidInput(
+            "A customer must keep at least one identifier; this device is their last.",
+            errors=[
+                FieldError(location="path", pointer="/installation_id", message="Last identifier")
+            ],
+        )
+    changes = _Changes()
+    for ref in mine:
+        await identity.detach(session, customer_id, ref, actor=actor)
+        changes.add(customer_id, Change("identifier_removed", ref.kind, ref.value, None))
+    name = f"devices.{installation_id}"
+    changes.add(customer_id, Change("device_unlinked", name, str(device.id), None))
+    await _record(session, actor, customers, changes)
 
 
 async def customer_devices(
@@ -352,30 +360,39 @@ async def find_devices(
 async def set_push_enabled(
     uow: UnitOfWork, actor: Actor, device_id: uuid.UUID, *, push_enabled: bool
 ) -> Device:
-    """The provider reported the token dead (or alive again): recorded for every user."""
-    async with uow:
-        session = uow.session
-        device = await repository.get_device(session, actor.project_id, device_id)
-        if device is None:
-            raise NotFound(f"No device {device_id}.")
-        links = await repository.customers_of_device(session, actor.project_id, device_id)
-        customers = await customer_rows.lock_active(
-            session, actor.project_id, [link.customer_id for link in links]
-        )
-        [device] = await repository.lock_devices(
-            session, actor.project_id, device.installation_id, None
-        )
-        if device.push_enabled != push_enabled:
-            name = f"devices.{device.installation_id}"
-            changes = _Changes()
-            for customer_id in customers:
-                changes.add(
-                    customer_id,
-                    Change("device_updated", name, None, {"push_enabled": push_enabled}),
-                )
-            device.push_enabled = push_enabled
-            await _record(session, actor, customers, changes)
-        return device
+    """The provider reported the token dead (or alive again): recorded for every user.
+    Started over when one of them was merged or erased before the rows were locked."""
+
+    async def attempt() -> Device:
+        async with uow:
+            return await _set_push_enabled(uow.session, actor, device_id, push_enabled)
+
+    return await with_retries(attempt)
+
+
+async def _set_push_enabled(
+    session: AsyncSession, actor: Actor, device_id: uuid.UUID, push_enabled: bool
+) -> Device:
+    device = await repository.get_device(session, actor.project_id, device_id)
+    if device is None:
+        raise NotFound(f"No device {device_id}.")
+    links = await repository.customers_of_device(session, actor.project_id, device_id)
+    customers = await customer_rows.lock_active(
+        session, actor.project_id, [link.customer_id for link in links]
+    )
+    [device] = await repository.lock_devices(
+        session, actor.project_id, device.installation_id, None
+    )
+    if device.push_enabled != push_enabled:
+        name = f"devices.{device.installation_id}"
+        changes = _Changes()
+        for customer_id in customers:
+            changes.add(
+                customer_id, Change("device_updated", name, None, {"push_enabled": push_enabled})
+            )
+        device.push_enabled = push_enabled
+        await _record(session, actor, customers, changes)
+    return device
 
 
 async def merge_into(

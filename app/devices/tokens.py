@@ -15,6 +15,7 @@ from app.core.auth import CUSTOMER_TOKEN_MARKER, Actor
 from app.core.db import UnitOfWork
 from app.core.errors import Unauthenticated
 from app.core.ids import new_id
+from app.core.retry import with_retries
 from app.customers import rows as customer_rows
 from app.customers.models import Customer
 from app.devices import repository
@@ -35,35 +36,43 @@ class IssuedToken:
 
 
 async def issue_auth_token(uow: UnitOfWork, actor: Actor, customer_id: uuid.UUID) -> IssuedToken:
-    """Issue the customer's auth token, retiring any earlier one; shown only here."""
-    async with uow:
-        session = uow.session
-        survivor = await customer_rows.survivor_id(session, actor.project_id, customer_id)
-        customers = await customer_rows.lock_active(session, actor.project_id, [survivor])
-        generated = auth.generate_key(CUSTOMER_TOKEN_MARKER)
-        now = datetime.now(UTC)
-        token = CustomerAuthToken(
-            id=new_id(),
-            project_id=actor.project_id,
-            customer_id=survivor,
-            prefix=generated.prefix,
-            secret_hash=generated.secret_hash,
-            issued_at=now,
-        )
-        await repository.replace_auth_token(session, token)
-        change = Change("auth_token_issued", "auth_token", None, generated.prefix)
-        await _record(session, actor, customers[survivor], change)
-        return IssuedToken(token=generated.token, fingerprint=generated.prefix, issued_at=now)
+    """Issue the customer's auth token, retiring any earlier one; shown only here. Started
+    over when the customer was merged or erased before its row was locked."""
+
+    async def attempt() -> IssuedToken:
+        async with uow:
+            session = uow.session
+            survivor = await customer_rows.survivor_id(session, actor.project_id, customer_id)
+            customers = await customer_rows.lock_active(session, actor.project_id, [survivor])
+            generated = auth.generate_key(CUSTOMER_TOKEN_MARKER)
+            now = datetime.now(UTC)
+            token = CustomerAuthToken(
+                id=new_id(),
+                project_id=actor.project_id,
+                customer_id=survivor,
+                prefix=generated.prefix,
+                secret_hash=generated.secret_hash,
+                issued_at=now,
+            )
+            await repository.replace_auth_token(session, token)
+            change = Change("auth_token_issued", "auth_token", None, generated.prefix)
+            await _record(session, actor, customers[survivor], change)
+            return IssuedToken(token=generated.token, fingerprint=generated.prefix, issued_at=now)
+
+    return await with_retries(attempt)
 
 
 async def revoke_auth_token(uow: UnitOfWork, actor: Actor, customer_id: uuid.UUID) -> None:
-    async with uow:
-        session = uow.session
-        survivor = await customer_rows.survivor_id(session, actor.project_id, customer_id)
-        customers = await customer_rows.lock_active(session, actor.project_id, [survivor])
-        if await repository.delete_auth_token(session, actor.project_id, survivor):
-            change = Change("auth_token_revoked", "auth_token", None, None)
-            await _record(session, actor, customers[survivor], change)
+    async def attempt() -> None:
+        async with uow:
+            session = uow.session
+            survivor = await customer_rows.survivor_id(session, actor.project_id, customer_id)
+            customers = await customer_rows.lock_active(session, actor.project_id, [survivor])
+            if await repository.delete_auth_token(session, actor.project_id, survivor):
+                change = Change("auth_token_revoked", "auth_token", None, None)
+                await _record(session, actor, customers[survivor], change)
+
+    await with_retries(attempt)
 
 
 async def customer_for_token(uow: UnitOfWork, project_id: uuid.UUID, token: str) -> uuid.UUID:

@@ -10,7 +10,7 @@ their profile changelog and moves their version.
 """
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,7 @@ from app.core.db import UnitOfWork
 from app.core.errors import Conflict, NotFound
 from app.core.idempotency import IdempotentRequest, StoredResponse
 from app.core.ids import new_id
+from app.core.retry import with_retries
 from app.customers import rows as customer_rows
 from app.customers.models import Customer
 from app.promotions import codes as code_rules
@@ -146,6 +147,31 @@ async def _lock_customer(
     return locked[survivor]
 
 
+async def _once(
+    uow: UnitOfWork,
+    actor: Actor,
+    idempotent: IdempotentRequest | None,
+    work: Callable[[AsyncSession], Awaitable[StoredResponse]],
+) -> StoredResponse:
+    """`work` in one transaction, its answer kept under the Idempotency-Key (a used key
+    replays it). Started over when the customer was merged or erased between being
+    resolved and being locked, so the request acts as if it came after that change."""
+
+    async def attempt() -> StoredResponse:
+        async with uow:
+            session = uow.session
+            if idempotent is not None:
+                replay = await idempotency.claim(session, actor.project_id, idempotent)
+                if replay is not None:
+                    return replay
+            response = await work(session)
+            if idempotent is not None:
+                await idempotency.remember(session, actor.project_id, idempotent, response)
+            return response
+
+    return await with_retries(attempt)
+
+
 async def _record(session: AsyncSession, actor: Actor, customer: Customer, change: Change) -> None:
     await append_changes(session, customer.id, [change], actor=actor)
     customer_rows.mark_changed(customer)
@@ -163,11 +189,8 @@ async def issue_code(
     """Give the customer the pool's next free code, exactly once per Idempotency-Key;
     409 when the pool has none left or is outside its validity window."""
     now = datetime.now(UTC)
-    async with uow:
-        session = uow.session
-        replay = await idempotency.claim(session, actor.project_id, idempotent)
-        if replay is not None:
-            return replay
+
+    async def issue(session: AsyncSession) -> StoredResponse:
         pool = await _pool(session, actor.project_id, pool_key)
         _refuse_outside_window(pool, now, redeeming=False)
         customer = await _lock_customer(session, actor.project_id, customer_id)
@@ -183,9 +206,9 @@ async def issue_code(
             {"pool": pool.key, "status": "issued"},
         )
         await _record(session, actor, customer, change)
-        response = StoredResponse(201, presenters.code_body(code, pool.key))
-        await idempotency.remember(session, actor.project_id, idempotent, response)
-        return response
+        return StoredResponse(201, presenters.code_body(code, pool.key))
+
+    return await _once(uow, actor, idempotent, issue)
 
 
 async def _next_free_code(
@@ -216,12 +239,8 @@ async def redeem_code(
     409, changing nothing: a code never issued, issued to someone else, already redeemed,
     void, or of a pool past its validity."""
     now = datetime.now(UTC)
-    async with uow:
-        session = uow.session
-        if idempotent is not None:
-            replay = await idempotency.claim(session, actor.project_id, idempotent)
-            if replay is not None:
-                return replay
+
+    async def redeem(session: AsyncSession) -> StoredResponse:
         customer = await _lock_customer(session, actor.project_id, customer_id)
         code = await repository.lock_code(session, actor.project_id, code_value)
         if code is None:
@@ -239,10 +258,9 @@ async def redeem_code(
             {"status": "redeemed", "order_reference": order_reference},
         )
         await _record(session, actor, customer, change)
-        response = StoredResponse(200, presenters.code_body(code, pool.key))
-        if idempotent is not None:
-            await idempotency.remember(session, actor.project_id, idempotent, response)
-        return response
+        return StoredResponse(200, presenters.code_body(code, pool.key))
+
+    return await _once(uow, actor, idempotent, redeem)
 
 
 def _refuse_unredeemable(code: PromoCode, customer_id: uuid.UUID) -> None:
@@ -297,12 +315,7 @@ async def give_prize(
     *,
     idempotent: IdempotentRequest | None,
 ) -> StoredResponse:
-    async with uow:
-        session = uow.session
-        if idempotent is not None:
-            replay = await idempotency.claim(session, actor.project_id, idempotent)
-            if replay is not None:
-                return replay
+    async def give(session: AsyncSession) -> StoredResponse:
         customer = await _lock_customer(session, actor.project_id, customer_id)
         prize = Prize(
             id=new_id(),
@@ -323,10 +336,9 @@ async def give_prize(
             {"campaign": prize.campaign, "prize": prize.prize, "status": "issued"},
         )
         await _record(session, actor, customer, change)
-        response = StoredResponse(201, presenters.prize_body(prize))
-        if idempotent is not None:
-            await idempotency.remember(session, actor.project_id, idempotent, response)
-        return response
+        return StoredResponse(201, presenters.prize_body(prize))
+
+    return await _once(uow, actor, idempotent, give)
 
 
 async def claim_prize(
@@ -338,12 +350,8 @@ async def claim_prize(
     idempotent: IdempotentRequest | None,
 ) -> StoredResponse:
     """Mark the customer's prize claimed; 404 if it is not theirs, 409 if already claimed."""
-    async with uow:
-        session = uow.session
-        if idempotent is not None:
-            replay = await idempotency.claim(session, actor.project_id, idempotent)
-            if replay is not None:
-                return replay
+
+    async def claim(session: AsyncSession) -> StoredResponse:
         customer = await _lock_customer(session, actor.project_id, customer_id)
         prize = await repository.lock_prize(session, actor.project_id, prize_id)
         if prize is None or prize.customer_id != customer.id:
@@ -358,10 +366,9 @@ async def claim_prize(
             "prize_claimed", f"prizes.{prize.id}", {"status": "issued"}, {"status": "claimed"}
         )
         await _record(session, actor, customer, change)
-        response = StoredResponse(200, presenters.prize_body(prize))
-        if idempotent is not None:
-            await idempotency.remember(session, actor.project_id, idempotent, response)
-        return response
+        return StoredResponse(200, presenters.prize_body(prize))
+
+    return await _once(uow, actor, idempotent, claim)
 
 
 @dataclass(frozen=True)

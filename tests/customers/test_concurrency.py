@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import _asyncpg_dsn, fetch_rows
 from tests.factories import ProjectWithKey, identify
+from tests.promotions.helpers import pool, upload
 
 GROUPS = 100
 
@@ -113,6 +114,9 @@ WRITES: dict[str, tuple[str, str, Callable[[int], dict[str, Any]]]] = {
         "/devices/install-{n}",
         lambda n: {"kind": "mobile_app", "app_id": "a", "platform": "ios"},
     ),
+    "auth_token": ("POST", "/auth-token", lambda n: {}),
+    "prize": ("POST", "/prizes", lambda n: {"campaign": "race", "prize": f"mug-{n}"}),
+    "promo_code": ("POST", "/promo-codes", lambda n: {"pool": "race"}),
 }
 
 
@@ -154,6 +158,8 @@ async def test_writes_racing_a_merge_or_an_erase_act_as_before_or_after_it(
     went to the survivor, or is a 404)."""
     account = {"code": "bonus", "name": "Bonus", "precision": 0}
     await client.post("/v1/point-accounts", headers=project.admin_headers, json=account)
+    await pool(client, project, "race")
+    await upload(client, project, "race", [f"RACE-CODE-{n}" for n in range(16)])
     survivor, source = [
         (await identify(client, project, {"identifiers": {"email": email}})).json()["customer"][
             "id"
