@@ -99,27 +99,20 @@ async def record_action(
         await _raise_if_invalid_action(uow, actor, item)
         item = await _with_created_customer(uow, actor, item, default_phone_region)
 
-    async def attempt() -> StoredResponse:
-        async with uow:
-            session = uow.session
-            if idempotent is not None:
-                replay = await idempotency.claim(session, actor.project_id, idempotent)
-                if replay is not None:
-                    return replay
-            validators = await _validators_for(session, actor.project_id, [body.type])
-            raise_if_invalid(_action_errors(item, validators))
-            customer_id = await _customer_of(session, actor, item, default_phone_region)
-            await _lock_live_customers(session, actor.project_id, [customer_id])
-            [outcome] = await _store(session, actor, [_pending(actor, item, customer_id)])
-            if isinstance(outcome, DomainError):
-                raise outcome
-            status = 200 if outcome.duplicate else 201
-            response = StoredResponse(status, action_read(outcome.action).model_dump(mode="json"))
-            if idempotent is not None:
-                await idempotency.remember(session, actor.project_id, idempotent, response)
-            return response
+    async def store(session: AsyncSession) -> StoredResponse:
+        validators = await _validators_for(session, actor.project_id, [body.type])
+        raise_if_invalid(_action_errors(item, validators))
+        customer_id = await _customer_of(session, actor, item, default_phone_region)
+        await _lock_live_customers(session, actor.project_id, [customer_id])
+        [outcome] = await _store(session, actor, [_pending(actor, item, customer_id)])
+        if isinstance(outcome, DomainError):
+            raise outcome
+        status = 200 if outcome.duplicate else 201
+        return StoredResponse(status, action_read(outcome.action).model_dump(mode="json"))
 
-    return await with_retries(attempt, attempts=_ATTEMPTS)
+    return await idempotency.once_per_key(
+        uow, actor.project_id, idempotent, store, attempts=_ATTEMPTS
+    )
 
 
 async def record_batch(

@@ -13,7 +13,7 @@ seconds or minutes; after the retention the same key is a new request.
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +40,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.core.db import Base, UnitOfWork
 from app.core.errors import Conflict
 from app.core.ids import new_id
+from app.core.retry import DEFAULT_ATTEMPTS, with_retries
 
 MAX_KEY_LENGTH = 255
 
@@ -185,3 +186,31 @@ async def purge_expired(
         purged += count
         if count < batch:
             return purged
+
+
+async def once_per_key(
+    uow: UnitOfWork,
+    project_id: uuid.UUID,
+    idempotent: IdempotentRequest | None,
+    work: Callable[[AsyncSession], Awaitable[StoredResponse]],
+    *,
+    attempts: int = DEFAULT_ATTEMPTS,
+) -> StoredResponse:
+    """`work` in one transaction, its answer kept under the Idempotency-Key (if any) in
+    the same transaction; a key already used replays its answer instead. Started over
+    (`with_retries`) after a lost race, such as a customer merged or erased between
+    being resolved and being locked."""
+
+    async def attempt() -> StoredResponse:
+        async with uow:
+            session = uow.session
+            if idempotent is not None:
+                replay = await claim(session, project_id, idempotent)
+                if replay is not None:
+                    return replay
+            response = await work(session)
+            if idempotent is not None:
+                await remember(session, project_id, idempotent, response)
+            return response
+
+    return await with_retries(attempt, attempts=attempts)

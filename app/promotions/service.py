@@ -10,7 +10,7 @@ their profile changelog and moves their version.
 """
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,6 @@ from app.core.db import UnitOfWork
 from app.core.errors import Conflict, NotFound
 from app.core.idempotency import IdempotentRequest, StoredResponse
 from app.core.ids import new_id
-from app.core.retry import with_retries
 from app.customers import rows as customer_rows
 from app.customers.models import Customer
 from app.promotions import codes as code_rules
@@ -147,31 +146,6 @@ async def _lock_customer(
     return locked[survivor]
 
 
-async def _once(
-    uow: UnitOfWork,
-    actor: Actor,
-    idempotent: IdempotentRequest | None,
-    work: Callable[[AsyncSession], Awaitable[StoredResponse]],
-) -> StoredResponse:
-    """`work` in one transaction, its answer kept under the Idempotency-Key (a used key
-    replays it). Started over when the customer was merged or erased between being
-    resolved and being locked, so the request acts as if it came after that change."""
-
-    async def attempt() -> StoredResponse:
-        async with uow:
-            session = uow.session
-            if idempotent is not None:
-                replay = await idempotency.claim(session, actor.project_id, idempotent)
-                if replay is not None:
-                    return replay
-            response = await work(session)
-            if idempotent is not None:
-                await idempotency.remember(session, actor.project_id, idempotent, response)
-            return response
-
-    return await with_retries(attempt)
-
-
 async def _record(session: AsyncSession, actor: Actor, customer: Customer, change: Change) -> None:
     await append_changes(session, customer.id, [change], actor=actor)
     customer_rows.mark_changed(customer)
@@ -208,7 +182,7 @@ async def issue_code(
         await _record(session, actor, customer, change)
         return StoredResponse(201, presenters.code_body(code, pool.key))
 
-    return await _once(uow, actor, idempotent, issue)
+    return await idempotency.once_per_key(uow, actor.project_id, idempotent, issue)
 
 
 async def _next_free_code(
@@ -260,7 +234,7 @@ async def redeem_code(
         await _record(session, actor, customer, change)
         return StoredResponse(200, presenters.code_body(code, pool.key))
 
-    return await _once(uow, actor, idempotent, redeem)
+    return await idempotency.once_per_key(uow, actor.project_id, idempotent, redeem)
 
 
 def _refuse_unredeemable(code: PromoCode, customer_id: uuid.UUID) -> None:
@@ -338,7 +312,7 @@ async def give_prize(
         await _record(session, actor, customer, change)
         return StoredResponse(201, presenters.prize_body(prize))
 
-    return await _once(uow, actor, idempotent, give)
+    return await idempotency.once_per_key(uow, actor.project_id, idempotent, give)
 
 
 async def claim_prize(
@@ -368,7 +342,7 @@ async def claim_prize(
         await _record(session, actor, customer, change)
         return StoredResponse(200, presenters.prize_body(prize))
 
-    return await _once(uow, actor, idempotent, claim)
+    return await idempotency.once_per_key(uow, actor.project_id, idempotent, claim)
 
 
 @dataclass(frozen=True)
