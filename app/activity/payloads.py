@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any, NoReturn
 
-import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.protocols import Validator
 from referencing import Registry, Resource
@@ -21,6 +20,7 @@ from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from app.core.errors import FieldError
+from app.core.json_size import json_size
 from app.core.problems import json_pointer
 
 SCHEMA_MAX_BYTES = 64 * 1024
@@ -43,13 +43,13 @@ def _refuse_retrieval(uri: str) -> NoReturn:
 _LOCAL_ONLY: Registry[Any] = Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
 
 
-def serialized_size(value: Any) -> int:
-    return len(orjson.dumps(value))
-
-
 def schema_errors(schema: Any, pointer: str) -> list[FieldError]:
     """Everything wrong with a payload schema, each at its place inside `pointer`."""
-    if serialized_size(schema) > SCHEMA_MAX_BYTES:
+    try:
+        size = json_size(schema)
+    except ValueError as error:
+        return [FieldError(pointer, str(error))]
+    if size > SCHEMA_MAX_BYTES:
         return [FieldError(pointer, f"A payload schema may have at most {SCHEMA_MAX_BYTES} bytes.")]
     if not isinstance(schema, dict | bool):
         return [FieldError(pointer, "A JSON Schema is an object (or true / false).")]

@@ -15,7 +15,8 @@ from pydantic import (
 )
 
 from app.activity.models import ACTION_TYPE_KEY_MAX, EXTERNAL_ID_MAX
-from app.activity.payloads import PAYLOAD_MAX_BYTES, serialized_size
+from app.activity.payloads import PAYLOAD_MAX_BYTES
+from app.core.json_size import json_size
 from app.core.schema_names import RESPONSE_MODEL_CONFIG, SchemaName
 from app.customers.schemas import IdentifiersIn
 
@@ -148,7 +149,7 @@ class ActionCreate(BaseModel):
     @field_validator("payload")
     @classmethod
     def _payload_size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if serialized_size(value) > PAYLOAD_MAX_BYTES:
+        if json_size(value) > PAYLOAD_MAX_BYTES:
             raise ValueError(f"must be at most {PAYLOAD_MAX_BYTES} bytes as JSON")
         return value
 

@@ -4,7 +4,6 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import UploadFile
 from pydantic import (
     AwareDatetime,
@@ -15,6 +14,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.core.json_size import json_size
 from app.core.schema_names import RESPONSE_MODEL_CONFIG, SchemaName
 
 POOL_KEY_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
@@ -219,7 +219,7 @@ class PrizeCreate(BaseModel):
     @field_validator("details")
     @classmethod
     def _details_fit(cls, details: dict[str, Any] | None) -> dict[str, Any] | None:
-        if details is not None and len(orjson.dumps(details)) > MAX_PRIZE_DETAILS_BYTES:
+        if details is not None and json_size(details) > MAX_PRIZE_DETAILS_BYTES:
             raise ValueError(f"details must be at most {MAX_PRIZE_DETAILS_BYTES} bytes as JSON")
         return details
 

@@ -114,6 +114,7 @@ async def test_a_taken_key_is_409_and_an_unknown_one_404(
             },
             ["/payload_schema"],
         ),
+        ({"key": "order.placed", "payload_schema": {"maximum": 2**70}}, ["/payload_schema"]),
         ({"key": "system.update", "payload_schema": {}}, ["/key"]),
         ({"key": "Order Placed", "payload_schema": {}}, ["/key"]),
     ],

@@ -95,6 +95,7 @@ async def test_someone_elses_prize_is_404_and_changes_nothing(
         ({"campaign": "c", "prize": "p" * 201}, "/prize"),
         ({"campaign": "c", "prize": "p", "details": {"blob": "x" * 16_384}}, "/details"),
         ({"campaign": "c", "prize": "p", "details": [1]}, "/details"),
+        ({"campaign": "c", "prize": "p", "details": {"n": 2**64}}, "/details"),
         ({"campaign": "c", "prize": "p", "status": "claimed"}, "/status"),
     ],
 )
