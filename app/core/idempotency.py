@@ -12,6 +12,7 @@ seconds or minutes; after the retention the same key is a new request.
 """
 
 import hashlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -80,8 +81,18 @@ class IdempotentRequest:
 
     @classmethod
     def of(cls, key: str, operation: str, payload: Any) -> "IdempotentRequest":
+        return cls(key=key, operation=operation, fingerprint=_fingerprint(payload))
+
+
+def _fingerprint(payload: Any) -> str:
+    """A digest of the request; the same payload always gives the same one. A raw body
+    (a batch's items are checked one by one later) may hold an integer beyond 64 bits,
+    which orjson cannot write: those go through the standard library instead."""
+    try:
         canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-        return cls(key=key, operation=operation, fingerprint=hashlib.sha256(canonical).hexdigest())
+    except TypeError:
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -330,10 +330,12 @@ async def test_a_batch_rejects_an_integer_beyond_64_bits_and_stores_the_rest(
         order({"customer_id": jane}, payload={"order_id": "A", "total": 1, "n": 2**80}),
         order({"customer_id": jane}),
     ]
-    response = await client.post(
-        "/v1/actions/batch", headers=project.admin_headers, json={"actions": actions}
-    )
+    # With an Idempotency-Key too: the key's fingerprint is taken of the raw batch.
+    headers = {**project.admin_headers, "Idempotency-Key": "big-numbers"}
+    response = await client.post("/v1/actions/batch", headers=headers, json={"actions": actions})
     assert response.status_code == 200, response.text
+    replay = await client.post("/v1/actions/batch", headers=headers, json={"actions": actions})
+    assert replay.content == response.content
     items = response.json()["items"]
     assert [i["status"] for i in items] == ["rejected", "stored"]
     assert [e["pointer"] for e in items[0]["errors"]] == ["/actions/0/payload"]
