@@ -346,7 +346,6 @@ class Points:
         expect(response, 201)
         model.balance[root] = available + self.signed
         model.answered[self.key] = Answer(response.status_code, response.content)
-        model.last_points = self
         wrote(model, response)
 
 

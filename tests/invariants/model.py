@@ -6,16 +6,11 @@ external ids) and the first answer of every point transaction's Idempotency-Key.
 a plain value: a burst copies it once per serial order it tries (see serial.py).
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tests.invariants.snapshot import Snapshot
-
-if TYPE_CHECKING:
-    from tests.invariants.members import Points
 
 Ref = tuple[str, str]  # (kind, value) as stored: ("email", "ann@example.com")
 
@@ -40,10 +35,9 @@ class Model:
     balance: dict[str, Decimal] = field(default_factory=dict)  # live customer -> points
     owners: dict[Ref, str] = field(default_factory=dict)  # identifier -> live customer
     answered: dict[str, Answer] = field(default_factory=dict)  # Idempotency-Key -> 201
-    last_points: Points | None = None  # the last accepted point transaction (to replay)
     writes: int = 0  # requests of this step that may have written, in the order judged
 
-    def copy(self) -> Model:
+    def copy(self) -> "Model":
         return Model(
             ids=list(self.ids),
             parent=dict(self.parent),
@@ -51,7 +45,6 @@ class Model:
             balance=dict(self.balance),
             owners=dict(self.owners),
             answered=dict(self.answered),
-            last_points=self.last_points,
             writes=self.writes,
         )
 

@@ -24,6 +24,7 @@ from tests.factories import ProjectWithKey, make_project
 from tests.helpers import app_running, asgi_client
 
 ResultT = TypeVar("ResultT")
+MAX_BURST = 6  # requests sent at the same time, at most
 
 
 class LoopThread:
@@ -55,17 +56,21 @@ class InvariantRuntime:
         self.db: asyncpg.Pool
         self.examples = 0  # how many examples (projects) and checks the run went through
         self.checks = 0
+        self.bursts = 0  # steps of concurrent requests, and how many requests they sent
+        self.burst_requests = 0
         self.thread.run(self._start())
 
     async def _start(self) -> None:
         # No periodic settling of points: the machine's clock does not move, and a job
         # touching balances between two checks would be noise, not a finding.
-        # Few connections: the database is shared with the rest of the suite.
+        # Few connections (the database is shared with the rest of the suite), but one for
+        # each request of the largest burst: its requests run all at once, none waits for
+        # a connection while the others commit.
         self.app = await self._stack.enter_async_context(
             app_running(
                 self.database_url,
                 loyalty_settle_interval_seconds=0,
-                db_pool_size=4,
+                db_pool_size=MAX_BURST,
                 db_max_overflow=0,
             )
         )

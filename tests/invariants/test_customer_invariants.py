@@ -3,15 +3,19 @@ invariant checked against the database and the API after each step.
 
 Identify (every conflict policy), PATCH, explicit merge, devices (shared ones too),
 consent, points and erase run in one project per example, drawing identifiers from a
-small pool so that collisions, moves and merges happen often. The state machine keeps a
-model of what it must predict (model.py), and judges each request's answer against it
-(members.py, serial.py). Everything else is checked as an invariant of the stored data
-(checks.py). docs/testing.md says how to run it longer.
+small pool so that collisions, moves and merges happen often. A step is one request, or
+a burst of 2-6 sent at the same time and aimed at the same customers and identifiers, so
+that their transactions collide in PostgreSQL. The state machine keeps a model of what
+it must predict (model.py); each request's answer is judged against it (members.py), a
+burst's answers in some serial order (serial.py). Everything else is checked as an
+invariant of the stored data (checks.py). docs/testing.md says how to run it longer.
 """
 
 import asyncio
+import functools
 import os
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -50,7 +54,7 @@ from tests.invariants.members import (
     SetConsent,
 )
 from tests.invariants.model import Model
-from tests.invariants.runtime import InvariantRuntime
+from tests.invariants.runtime import MAX_BURST, InvariantRuntime
 from tests.invariants.serial import explain
 from tests.invariants.snapshot import CUSTOM_FIELD, Snapshot, take_snapshot
 
@@ -122,6 +126,9 @@ profiles = st.fixed_dictionaries(
     },
 )
 policies = st.sampled_from(["reject", "merge", "reassign"])
+# In a burst merge comes first (shrinking goes there) and twice as often: concurrent
+# identifies that must end as one customer are what bursts are most about.
+burst_policies = st.sampled_from(["merge", "reject", "merge", "reassign"])
 decisions = st.lists(
     st.tuples(
         st.sampled_from(["email", "sms", "mobile_push"]),
@@ -135,16 +142,72 @@ point_kinds = st.sampled_from(["accrual", "redemption", "adjustment"])
 LOOKUP = {"email": "email", "phone": "phone"}
 
 
+def shared_part(base: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """One or more of a burst's shared identifiers, so that its identifies overlap."""
+    parts = {name: st.just(value) for name, value in base.items()}
+    return st.sampled_from(sorted(base)).flatmap(
+        lambda first: st.fixed_dictionaries(
+            {first: parts[first]}, optional={k: v for k, v in parts.items() if k != first}
+        )
+    )
+
+
+# How many customers a draw can tell apart; examples make fewer.
+CUSTOMER_SLOTS = 16
+
+
+def customers(ids: list[str]) -> st.SearchStrategy[str]:
+    """One of the customers made so far, drawn as a slot whose range does not depend on
+    how many there are. A burst's outcome depends on how its transactions interleave
+    (a write raced by an erase may create a customer or not), and Hypothesis must see
+    the same draws whatever it was: so no draw, and no rule's precondition, may depend
+    on more than whether there is a customer at all."""
+    # flatmap, not map: Hypothesis then shows the id drawn, not the expression.
+    return st.integers(0, CUSTOMER_SLOTS - 1).flatmap(lambda slot: st.just(ids[slot % len(ids)]))
+
+
 @dataclass(frozen=True)
 class Aim:
-    """What a request's random parts are drawn from."""
+    """What a request's random parts are drawn from: anything (a request of its own), or
+    mostly the same customer and identifiers (a burst, so that its requests collide)."""
 
     customers: st.SearchStrategy[str]
     identifiers: st.SearchStrategy[dict[str, Any]]
     policies: st.SearchStrategy[str]
 
 
+# The kinds of request a burst is made of, by what they need; a twin is a request of the
+# burst sent once more (the same Idempotency-Key, the same merge, the same erase, ...).
+ANY_TIME = ("identify", "identify", "dry_run")
+WITH_A_CUSTOMER = ("patch", "points", "erase", "merge", "device", "consent")
+TWIN = "twin"
 MemberT = TypeVar("MemberT", bound=Member)
+
+
+class Skipped(Exception):
+    """A step after a failure: it draws what it draws, and sends nothing."""
+
+
+def deferred(step: Callable[..., None]) -> Callable[..., None]:
+    """A step whose failure ends the example at its teardown rather than where it happens.
+
+    A burst's outcome depends on how its transactions interleave, so the same draws may
+    fail at one step in one run and at a later one (or not at all) in the next, which
+    Hypothesis takes for a test that draws inconsistently and gives up on, shrinking
+    included. So the steps after a failure still make every draw they would have made,
+    and send and check nothing: a failing example draws exactly what a passing one does.
+    """
+
+    @functools.wraps(step)
+    def run(machine: "CustomerMachine", *args: Any, **kwargs: Any) -> None:
+        try:
+            step(machine, *args, **kwargs)
+        except Skipped:
+            pass
+        except AssertionError as failure:
+            machine.failure = failure
+
+    return run
 
 
 class CustomerMachine(RuleBasedStateMachine):
@@ -156,7 +219,19 @@ class CustomerMachine(RuleBasedStateMachine):
         # The step must have written nothing: a problem response, a preview, a replay.
         self.must_write_nothing = False
         self.observed: Snapshot | None = None  # the data after the step, taken by the step
+        self.failure: AssertionError | None = None  # the first, raised at teardown
+        self.last_points: Points | None = None  # the last point transaction sent
         self.statuses: dict[str, tuple[str, str | None]] = {}  # at the last check
+        self.drawers: dict[str, Callable[[st.DataObject, Aim], Member]] = {
+            "identify": self.draw_identify,
+            "dry_run": self.draw_dry_run,
+            "patch": self.draw_patch,
+            "merge": self.draw_merge,
+            "device": self.draw_device,
+            "consent": self.draw_consent,
+            "points": self.draw_points,
+            "erase": self.draw_erase,
+        }
 
     # -- HTTP --------------------------------------------------------------------------
 
@@ -174,11 +249,16 @@ class CustomerMachine(RuleBasedStateMachine):
     def play(self, members: Sequence[Member]) -> list[httpx.Response]:
         """Send the requests at the same time, then judge their answers in a serial order
         that explains them and ends where the data is (for one request: its only order)."""
+        if self.failure is not None:
+            raise Skipped
 
         async def together() -> list[httpx.Response]:
             return await asyncio.gather(*(self.send(m.request) for m in members))
 
         responses = self.runtime.run(together())
+        self.last_points = next(
+            (m for m in reversed(members) if isinstance(m, Points)), self.last_points
+        )
         for member, response in zip(members, responses, strict=True):
             assert response.status_code < 500, f"{member.request}: {response.text}"
         after = self.snapshot()
@@ -201,7 +281,19 @@ class CustomerMachine(RuleBasedStateMachine):
     # -- drawing requests ----------------------------------------------------------------
 
     def anywhere(self) -> Aim:
-        return Aim(st.sampled_from(self.model.ids), identifier_sets, policies)
+        return Aim(customers(self.model.ids), identifier_sets, policies)
+
+    def together(self, data: st.DataObject) -> Aim:
+        """One customer most requests of the burst are about, one set of identifiers each
+        identify of it shares a part of."""
+        base = data.draw(identifier_sets, label="shared identifiers")
+        identifiers = st.builds(
+            lambda own, shared: {**own, **shared}, identifier_sets, shared_part(base)
+        )
+        if not self.model.ids:
+            return Aim(st.nothing(), identifiers, burst_policies)
+        focus = data.draw(customers(self.model.ids), label="focus")
+        return Aim(st.just(focus) | customers(self.model.ids), identifiers, burst_policies)
 
     def draw_identify(self, data: st.DataObject, aim: Aim) -> Identify:
         by_id = bool(self.model.ids) and data.draw(st.booleans(), label="by id")
@@ -230,10 +322,9 @@ class CustomerMachine(RuleBasedStateMachine):
 
     def draw_merge(self, data: st.DataObject, aim: Aim) -> Merge:
         target = data.draw(aim.customers, label="target")
-        sources = data.draw(
-            st.lists(aim.customers, min_size=1, max_size=2, unique=True), label="sources"
-        )
-        return Merge(target, tuple(sources), data.draw(st.booleans(), label="dry run"))
+        sources = data.draw(st.lists(aim.customers, min_size=1, max_size=2), label="sources")
+        dry_run = data.draw(st.booleans(), label="dry run")
+        return Merge(target, tuple(dict.fromkeys(sources)), dry_run)
 
     def draw_device(self, data: st.DataObject, aim: Aim) -> RegisterDevice:
         return RegisterDevice(
@@ -257,6 +348,9 @@ class CustomerMachine(RuleBasedStateMachine):
     def draw_erase(self, data: st.DataObject, aim: Aim) -> Erase:
         return Erase(data.draw(aim.customers, label="customer"))
 
+    def burst_kinds(self) -> list[str]:
+        return [*ANY_TIME, *WITH_A_CUSTOMER] if self.model.ids else list(ANY_TIME)
+
     # -- setup -------------------------------------------------------------------------
 
     @initialize()
@@ -278,6 +372,7 @@ class CustomerMachine(RuleBasedStateMachine):
     # -- one request a step ----------------------------------------------------------------
 
     @rule(data=st.data())
+    @deferred
     def identify(self, data: st.DataObject) -> None:
         member, response = self.play_one(self.draw_identify, data)
         if response.status_code in (200, 201):
@@ -285,25 +380,29 @@ class CustomerMachine(RuleBasedStateMachine):
             self.sent_identifiers_belong_to(customer_id, member.identifiers)
 
     @rule(data=st.data())
+    @deferred
     def identify_dry_run(self, data: st.DataObject) -> None:
         """A preview writes nothing, whatever it would have done."""
         self.play_one(self.draw_dry_run, data)
 
     @precondition(lambda self: self.model.ids)
     @rule(data=st.data())
+    @deferred
     def patch(self, data: st.DataObject) -> None:
         member, response = self.play_one(self.draw_patch, data)
         if response.status_code == 200:
             sent = {k: v for k, v in member.identifiers.items() if v}
             self.sent_identifiers_belong_to(response.json()["id"], sent)
 
-    @precondition(lambda self: len(self.model.ids) >= 2)
+    @precondition(lambda self: self.model.ids)
     @rule(data=st.data())
+    @deferred
     def merge(self, data: st.DataObject) -> None:
         self.play_one(self.draw_merge, data)
 
     @precondition(lambda self: self.model.ids)
     @rule(data=st.data())
+    @deferred
     def register_device(self, data: st.DataObject) -> None:
         member, response = self.play_one(self.draw_device, data)
         if response.status_code == 200:
@@ -312,6 +411,7 @@ class CustomerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.model.ids)
     @rule(data=st.data())
+    @deferred
     def set_consent(self, data: st.DataObject) -> None:
         member, response = self.play_one(self.draw_consent, data)
         if response.status_code == 200:
@@ -322,26 +422,74 @@ class CustomerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.model.ids)
     @rule(data=st.data())
+    @deferred
     def points(self, data: st.DataObject) -> None:
         self.play_one(self.draw_points, data)
 
-    @precondition(lambda self: self.model.last_points is not None)
+    @precondition(lambda self: self.last_points is not None)
     @rule()
+    @deferred
     def replay_points(self) -> None:
-        """A retry with the same Idempotency-Key and body is the first answer, byte for byte,
-        and writes nothing; unless the customer was erased since, which forgets it."""
-        assert self.model.last_points is not None
-        self.play([self.model.last_points])
+        """The last point transaction sent, again with its Idempotency-Key: the first answer,
+        byte for byte, writing nothing, if that was accepted (the customer erased since:
+        a 404, an erase forgets it); a refused one is not remembered and runs anew. (Not
+        "the last accepted": which was may depend on a burst's interleaving, see
+        `customers`.)"""
+        assert self.last_points is not None
+        self.play([self.last_points])
 
     @precondition(lambda self: self.model.ids)
     @rule(data=st.data())
+    @deferred
     def erase(self, data: st.DataObject) -> None:
         self.play_one(self.draw_erase, data)
+
+    # -- several requests at the same time ---------------------------------------------------
+
+    @rule(data=st.data())
+    @deferred
+    def burst(self, data: st.DataObject) -> None:
+        """2-6 requests of any kind at the same time, about the same customer and sharing
+        identifiers: merges, erases, PATCHes, points and devices race each other."""
+        self.play_burst(data, self.burst_kinds())
+
+    @rule(data=st.data())
+    @deferred
+    def identify_burst(self, data: st.DataObject) -> None:
+        """2-6 identifies of overlapping identifiers at the same time, most of them with
+        on_conflict=merge: whatever they find, they must end as one customer each."""
+        self.play_burst(data, ["identify"])
+
+    def play_burst(self, data: st.DataObject, kinds: list[str]) -> None:
+        aim = self.together(data)
+        members: list[Member] = []
+        for kind in data.draw(
+            st.lists(st.sampled_from([*kinds, TWIN]), min_size=2, max_size=MAX_BURST),
+            label="burst",
+        ):
+            if kind == TWIN and members:
+                members.append(data.draw(st.sampled_from(members), label="twin of"))
+            else:
+                members.append(self.drawers[kinds[0] if kind == TWIN else kind](data, aim))
+        self.play(members)
+        self.runtime.bursts += 1
+        self.runtime.burst_requests += len(members)
+
+    def teardown(self) -> None:
+        """The failure, if a step failed, as one kind of error whatever its symptom: a
+        concurrency bug shows as a 500 in one run and a 409 or a wrong balance in the next,
+        and Hypothesis shrinks each kind of error separately (slowly) unless they are one."""
+        if self.failure is not None:
+            where = "".join(traceback.format_tb(self.failure.__traceback__))
+            raise AssertionError(f"{self.failure}\n\nat:\n{where}") from None
 
     # -- after every step --------------------------------------------------------------
 
     @invariant()
+    @deferred
     def invariants_hold(self) -> None:
+        if self.failure is not None:
+            return  # nothing was sent since (see `deferred`)
         after = self.observed or self.snapshot()
         problems: list[str] = []
         if self.must_write_nothing and after.stored() != self.before.stored():
@@ -442,6 +590,7 @@ def test_customer_invariants_hold_after_every_step(runtime: InvariantRuntime) ->
     run_state_machine_as_test(Machine, settings=INVARIANT_SETTINGS)
     # What this run covered (shown with `pytest -s` or `-rP`): the figures docs/testing.md quotes.
     print(  # noqa: T201 (the run's coverage, for whoever runs it longer)
-        f"invariants: {runtime.examples} examples, {runtime.checks - runtime.examples} steps, "
+        f"invariants: {runtime.examples} examples, {runtime.checks - runtime.examples} steps "
+        f"({runtime.bursts} bursts of {runtime.burst_requests} concurrent requests), "
         f"every invariant checked after each, in {time.monotonic() - started:.1f} s"
     )
