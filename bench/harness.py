@@ -81,6 +81,22 @@ def server_log_problems(log_path: Path) -> list[str]:
     return [line for line in lines if "ERROR" in line or "Traceback" in line]
 
 
+def stop_server(server: ApiServer, problems: list[str], log_copy_name: str) -> Path | None:
+    """Stop the API; if it logged errors, that is a problem of the run, and its log is kept
+    in the results as `log_copy_name` (returned)."""
+    server.stop()
+    log_problems = server_log_problems(server.log_path)
+    if not log_problems:
+        return None
+    problems.append(
+        f"the API logged {len(log_problems)} error lines, first: {log_problems[0][:300]}"
+    )
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    copy = RESULTS_DIR / log_copy_name
+    shutil.copyfile(server.log_path, copy)
+    return copy
+
+
 def finish(
     *,
     json_path: Path,

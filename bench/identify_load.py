@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import secrets
-import shutil
 import sys
 import tempfile
 import time
@@ -34,8 +33,8 @@ from bench.harness import (
     git_commit,
     run_main,
     say,
-    server_log_problems,
     settle,
+    stop_server,
     tool,
     version,
 )
@@ -371,16 +370,7 @@ def run(args: argparse.Namespace) -> int:
             interrupted = True
             say("\ninterrupted: stopping the API and cleaning up")
         finally:
-            server.stop()
-            log_problems = server_log_problems(server.log_path)
-            if log_problems:
-                problems.append(
-                    f"the API logged {len(log_problems)} error lines, "
-                    f"first: {log_problems[0][:300]}"
-                )
-                RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-                server_log_copy = RESULTS_DIR / f"{stamp}-server.log"
-                shutil.copyfile(server.log_path, server_log_copy)
+            server_log_copy = stop_server(server, problems, f"{stamp}-server.log")
 
     if interrupted:
         problems.append("interrupted before the end: figures are partial")

@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -26,6 +27,7 @@ from app.core.db import UnitOfWork, async_database_url, create_database
 from app.core.embedded_postgres import start_embedded_postgres
 from app.imports.staging import STAGE_SCHEMA
 from tests.factories import ProjectWithKey, make_project
+from tests.fuzz.tally import TALLY
 from tests.helpers import app_running, asgi_client, run_sync, settings_for_tests
 
 EMBEDDED_TEST_DATABASE = "cdp_test"
@@ -176,3 +178,25 @@ async def project(uow: UnitOfWork) -> ProjectWithKey:
 @pytest.fixture
 async def other_project(uow: UnitOfWork) -> ProjectWithKey:
     return await make_project(uow, name="globex")
+
+
+# The spec fuzzing's counts (tests/fuzz/tally.py), summed over the xdist workers.
+_FUZZ_TALLY_KEY = "fuzz_tally"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None and TALLY.cases:
+        worker_output[_FUZZ_TALLY_KEY] = TALLY.export()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    exported = getattr(node, "workeroutput", {}).get(_FUZZ_TALLY_KEY)
+    if exported is not None:
+        TALLY.merge(exported)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TALLY.cases:
+        terminalreporter.write_line(TALLY.summary())

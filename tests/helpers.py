@@ -1,13 +1,16 @@
 """Small test utilities: running an app with its lifespan, running a coroutine from sync code."""
 
 import asyncio
+import subprocess
 import threading
-from collections.abc import AsyncIterator, Coroutine
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from app.main import create_app
@@ -81,3 +84,25 @@ def run_sync(coroutine: Coroutine[Any, Any, ResultT]) -> ResultT:
     if errors:
         raise errors[0]
     return result[0]
+
+
+# How long a `cdp serve` started by a test may take to answer /readyz (a busy machine).
+SERVER_STARTUP_SECONDS = 60
+
+
+def wait_until_ready(
+    base_url: str, process: subprocess.Popen[Any], output: Callable[[], str]
+) -> None:
+    """Wait for a `cdp serve` a test started to answer /readyz; fail with its `output` if
+    it exits first."""
+    deadline = time.monotonic() + SERVER_STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited early:\n{output()}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("server did not become ready")

@@ -5,7 +5,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-STARTUP_SECONDS = 60
+from tests.helpers import wait_until_ready
 
 
 def _free_port() -> int:
@@ -43,7 +42,7 @@ def serving(env_overrides: dict[str, str | None], *options: str) -> Iterator[tup
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base_url, process)
+        wait_until_ready(base_url, process, lambda: process.stdout.read() if process.stdout else "")
         yield base_url, []
     finally:
         process.send_signal(signal.SIGTERM)
@@ -55,21 +54,6 @@ def serving(env_overrides: dict[str, str | None], *options: str) -> Iterator[tup
             pytest.fail(f"server did not stop on SIGTERM:\n{output}")
     assert process.returncode == 0, output
     serving.last_output = output  # type: ignore[attr-defined]
-
-
-def _wait_ready(base_url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            pytest.fail(f"server exited early:\n{output}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("server did not become ready")
 
 
 def test_serve_on_a_configured_database(database_url: str) -> None:

@@ -1,7 +1,12 @@
-"""Counts of the spec fuzzing run, for the terminal summary."""
+"""Counts of the spec fuzzing run, for the terminal summary.
+
+Under pytest-xdist the operations run in several workers: each sends its counts to the
+controller when it finishes (`export`, `merge`; hooks in tests/conftest.py, the one
+conftest the controller loads), which prints the sum."""
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -12,6 +17,13 @@ class Tally:
     def count(self, operation: str, phase: str, mode: str) -> None:
         self.operations.add(operation)
         self.cases[f"{phase} {mode}"] += 1
+
+    def export(self) -> dict[str, Any]:
+        return {"operations": sorted(self.operations), "cases": dict(self.cases)}
+
+    def merge(self, exported: dict[str, Any]) -> None:
+        self.operations.update(exported["operations"])
+        self.cases.update(exported["cases"])
 
     def summary(self) -> str:
         by_mode: Counter[str] = Counter()

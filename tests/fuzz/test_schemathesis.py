@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,10 +40,10 @@ from app.core.db import UnitOfWork
 from tests.conftest import empty_tables
 from tests.factories import bearer, make_key, make_project
 from tests.fuzz.tally import TALLY
+from tests.helpers import wait_until_ready
 from tests.test_server import _free_port
 
 SPEC_PATH = Path(__file__).parents[2] / "openapi" / "openapi.json"
-STARTUP_SECONDS = 60
 # Cases per operation in the fuzzing phase (positive and negative together); the examples
 # and coverage phases add theirs on top. Sized for about two minutes on 2 cores.
 MAX_EXAMPLES = 10
@@ -121,7 +120,7 @@ def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base_url, process, log_path)
+        wait_until_ready(base_url, process, log_path.read_text)
         yield base_url
     finally:
         process.send_signal(signal.SIGTERM)
@@ -130,20 +129,6 @@ def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited early:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("server did not become ready")
 
 
 @pytest.fixture(scope="module")
