@@ -3,13 +3,16 @@ letting the API settle, and ending with its problems and an exit code."""
 
 import argparse
 import os
+import platform
 import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from bench.api_server import ApiServer, ServerError
 from bench.cpu import wait_until_idle
@@ -61,6 +64,28 @@ def cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def run_metadata(
+    *, run_id: str, started: datetime, facts: dict[str, Any], wrk: str, pgbench: str
+) -> dict[str, Any]:
+    """What every results JSON records about its run: when, which code, which machine,
+    which PostgreSQL and which load tools."""
+    return {
+        "run_id": run_id,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "git_commit": git_commit(),
+        "machine": {
+            "nproc": cpus(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average_at_end": os.getloadavg(),
+        },
+        "postgresql": facts,
+        "wrk": version([wrk, "--version"]),
+        "pgbench": version([pgbench, "--version"]),
+    }
 
 
 def settle(server: ApiServer) -> None:

@@ -39,8 +39,8 @@ from bench.harness import (
     RESULTS_DIR,
     cpus,
     finish,
-    git_commit,
     run_main,
+    run_metadata,
     say,
     settle,
     stop_server,
@@ -855,19 +855,7 @@ def run(args: argparse.Namespace) -> int:
     summary = outcome.summary if outcome else None
     meta: dict[str, Any] = {
         "kind": "soak",
-        "run_id": run_id,
-        "started_at": started.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(),
-        "git_commit": git_commit(),
-        "machine": {
-            "nproc": cpus(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_at_end": os.getloadavg(),
-        },
-        "postgresql": facts,
-        "wrk": version([wrk, "--version"]),
-        "pgbench": version([pgbench, "--version"]),
+        **run_metadata(run_id=run_id, started=started, facts=facts, wrk=wrk, pgbench=pgbench),
         "config": {
             "database": database.database_name(url),
             "duration_s": args.duration,
