@@ -27,47 +27,25 @@ import json
 import sys
 from typing import Any
 
-from app.core.db import UnitOfWork
-from tests.factories import make_project
-from tests.faults.private_postgres import PrivatePostgres, StopMode, private_postgres
-from tests.faults.restart_load import (
-    declare_action_type,
-    integrity,
-    kept,
-    median,
-    restart_under_load,
-)
+from tests.faults.private_postgres import PrivatePostgres, private_postgres
+from tests.faults.restart_load import integrity, median, restart_private_server_under_load
 from tests.helpers import app_running, asgi_client
 
 
 async def _round(
     server: PrivatePostgres, number: int, args: argparse.Namespace
 ) -> tuple[dict[str, Any], dict[str, int]]:
-    mode: StopMode = args.mode
-    async with app_running(
-        server.url,
-        db_pool_size=args.clients,
-        db_max_overflow=0,
-        db_connect_timeout_seconds=2,
-        loyalty_settle_interval_seconds=0,
-    ) as app:
-        owner = await make_project(UnitOfWork(app.state.database.sessions), name=f"r{number}")
-        async with asgi_client(app) as http:
-            await declare_action_type(http, owner)
-            run = await restart_under_load(
-                http,
-                owner,
-                stop=lambda: asyncio.to_thread(server.stop, mode),
-                start=lambda: asyncio.to_thread(server.start),
-                clients=args.clients,
-                warmup=1.0,
-                outage=args.outage,
-                settle=1.0,
-                tag=f"r{number}",
-                database_url=server.url,
-            )
+    run, stored = await restart_private_server_under_load(
+        server,
+        args.mode,
+        clients=args.clients,
+        tag=f"r{number}",
+        warmup=1.0,
+        outage=args.outage,
+        settle=1.0,
+    )
     figures = run.figures()
-    faults = integrity(run, await kept(server.url, owner))
+    faults = integrity(run, stored)
     bad_answers = set(figures["statuses"]) - {200, 201, 503}
     faults["answers_not_2xx_or_503"] = sum(figures["statuses"][s] for s in bad_answers)
     faults["problems_malformed"] = sum(1 for a in run.attempts if not a.well_formed)

@@ -20,8 +20,11 @@ from typing import Any
 import asyncpg
 import httpx
 
+from app.core.db import UnitOfWork
 from tests.conftest import _asyncpg_dsn
-from tests.factories import ProjectWithKey
+from tests.factories import ProjectWithKey, make_project
+from tests.faults.private_postgres import PrivatePostgres, StopMode
+from tests.helpers import app_running, asgi_client
 
 ACTION_TYPE = "load.order"
 # When a client is told 503 it pauses this long, not Retry-After: the figure wanted is how
@@ -302,3 +305,32 @@ def integrity(run: RestartRun, stored: Kept) -> dict[str, int]:
 
 def median(values: list[float]) -> float:
     return round(statistics.median(values), 3)
+
+
+async def restart_private_server_under_load(
+    server: PrivatePostgres, mode: StopMode, *, clients: int, tag: str, **timing: float
+) -> tuple[RestartRun, Kept]:
+    """An app on `server` (a pool of `clients` connections, quick to give up on a dead
+    server, no housekeeping), a project of its own, `restart_under_load` stopping the
+    server in `mode`; the run and what the database kept of it afterwards."""
+    async with app_running(
+        server.url,
+        db_pool_size=clients,
+        db_max_overflow=0,
+        db_connect_timeout_seconds=2,
+        loyalty_settle_interval_seconds=0,
+    ) as app:
+        owner = await make_project(UnitOfWork(app.state.database.sessions), name=tag)
+        async with asgi_client(app) as http:
+            await declare_action_type(http, owner)
+            run = await restart_under_load(
+                http,
+                owner,
+                stop=lambda: asyncio.to_thread(server.stop, mode),
+                start=lambda: asyncio.to_thread(server.start),
+                clients=clients,
+                tag=tag,
+                database_url=server.url,
+                **timing,
+            )
+        return run, await kept(server.url, owner)

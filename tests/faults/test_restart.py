@@ -2,16 +2,12 @@
 identify and action requests: 2xx or 503 problem+json, never a 500, nothing half applied,
 served again without restarting the app, every 2xx kept, nothing duplicated by retries."""
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
-from app.core.db import UnitOfWork
-from tests.factories import make_project
 from tests.faults.private_postgres import PrivatePostgres, StopMode, private_postgres
-from tests.faults.restart_load import declare_action_type, integrity, kept, restart_under_load
-from tests.helpers import app_running, asgi_client
+from tests.faults.restart_load import integrity, restart_private_server_under_load
 
 # Enough connections for every client: the outage, not the pool, is what is measured.
 CLIENTS = 8
@@ -26,26 +22,10 @@ async def server() -> AsyncIterator[PrivatePostgres]:
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 async def test_postgres_restarted_under_load(server: PrivatePostgres, mode: StopMode) -> None:
     url = server.url
-    async with app_running(
-        url,
-        db_pool_size=CLIENTS,
-        db_max_overflow=0,
-        db_connect_timeout_seconds=2,
-        loyalty_settle_interval_seconds=0,
-    ) as app:
-        owner = await make_project(UnitOfWork(app.state.database.sessions), name=f"load-{mode}")
-        async with asgi_client(app) as http:
-            await declare_action_type(http, owner)
-            run = await restart_under_load(
-                http,
-                owner,
-                stop=lambda: asyncio.to_thread(server.stop, mode),
-                start=lambda: asyncio.to_thread(server.start),
-                clients=CLIENTS,
-                tag=mode,
-            )
-            assert server.url == url  # the same address: the app was not told anything
-        stored = await kept(url, owner)
+    run, stored = await restart_private_server_under_load(
+        server, mode, clients=CLIENTS, tag=f"load-{mode}"
+    )
+    assert server.url == url  # the same address: the app was not told anything
 
     figures = run.figures()
     # Every answer was a success or a 503 problem with Retry-After: never a 500.
